@@ -1,0 +1,246 @@
+"""Airbyte's public API over aiohttp: one session and token cache per server and credentials.
+
+Every call returns a Job or a typed Problem; nothing here raises for an HTTP or network fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from . import airbyte_types as at
+from .server_config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+TOKEN_REFRESH_MARGIN = 60.0  # refresh this long before expires_in runs out, as Airbyte's SDK does
+
+
+class _AuthRejected(Exception):
+    """The token endpoint refused the client credentials."""
+
+
+class AirbyteClient:
+    def __init__(self, config: ServerConfig, request_timeout: float = 15.0) -> None:
+        self.config = config
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._token: str | None = None
+        self._token_expires_at = 0.0  # monotonic; 0 = fetch before use
+        self._token_lock = asyncio.Lock()
+        self.token_fetches = 0
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if self.config.insecure_skip_tls_verify:
+            return False
+        if self.config.ca_bundle:
+            return ssl.create_default_context(cadata=self.config.ca_bundle)
+        return True
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=64, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, raise_for_status=False
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # --- auth -------------------------------------------------------------------------------
+
+    async def _bearer(self, rejected: str | None = None) -> str:
+        """A token for client credentials: cached, refreshed early, fetched once at a time.
+
+        `rejected` is a token the server just answered 401 to: it is replaced, unless another
+        caller already replaced it while this one waited for the lock.
+        """
+        async with self._token_lock:
+            fresh = self._token is not None and time.monotonic() < self._token_expires_at
+            if fresh and self._token != rejected:
+                return self._token  # type: ignore[return-value]
+            self._token = None
+            body = {
+                "client_id": self.config.client_id,
+                "client_secret": self.config.client_secret,
+                "grant-type": "client_credentials",
+            }
+            self.token_fetches += 1
+            async with self.session.post(self.config.token_endpoint, json=body) as response:
+                text = await response.text()
+                if response.status in (400, 401, 403):
+                    raise _AuthRejected(f"token endpoint answered {response.status}: {_detail(text)}")
+                if response.status >= 300:
+                    raise _HttpProblem(response.status, text, response.headers)
+            try:
+                payload = json.loads(text)
+                token = payload["access_token"]
+            except (ValueError, KeyError, TypeError):
+                raise _Malformed("token endpoint answered without an access_token") from None
+            expires_in = payload.get("expires_in")
+            lifetime = float(expires_in) if isinstance(expires_in, int | float) else float("inf")
+            self._token = str(token)
+            self._token_expires_at = time.monotonic() + lifetime - TOKEN_REFRESH_MARGIN
+            return self._token
+
+    async def _headers(self, rejected: str | None = None) -> dict[str, str]:
+        cfg = self.config
+        if cfg.client_id:
+            return {"Authorization": f"Bearer {await self._bearer(rejected)}"}
+        if cfg.token:
+            return {"Authorization": f"Bearer {cfg.token}"}
+        if cfg.username:
+            return {"Authorization": aiohttp.encode_basic_auth(cfg.username, cfg.password or "")}
+        return {}
+
+    # --- calls ------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> at.Job | at.Problem:
+        """GET /jobs/{id}; a 401 with client credentials re-fetches the token once."""
+        try:
+            rejected: str | None = None
+            for attempt in (1, 2):
+                headers = {"Accept": "application/json", **await self._headers(rejected)}
+                async with self.session.get(f"{self.config.url}/jobs/{job_id}", headers=headers) as response:
+                    text = await response.text()
+                    if response.status == 401 and attempt == 1 and self.config.client_id:
+                        rejected = headers["Authorization"].removeprefix("Bearer ")
+                        continue
+                    if response.status >= 300:
+                        return _problem_for(response.status, text, response.headers, job_read=True)
+                    return _parse_job(text, job_id)
+            raise AssertionError("unreachable")  # pragma: no cover
+        except _AuthRejected as exc:
+            return at.Problem(at.AUTH_FAILED, f"Airbyte rejected the credentials: {exc}")
+        except _HttpProblem as exc:
+            return _problem_for(exc.status, exc.text, exc.headers, job_read=False)
+        except _Malformed as exc:
+            return at.Problem(at.MALFORMED, str(exc))
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            return at.Problem(at.UNREACHABLE, f"TLS failure talking to {self.config.host}: {exc}")
+        except aiohttp.ClientConnectorDNSError:
+            return at.Problem(at.UNREACHABLE, f"cannot resolve {self.config.host}")
+        except aiohttp.ClientConnectorError as exc:
+            return at.Problem(at.UNREACHABLE, f"cannot connect to {self.config.host}: {exc.os_error}")
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            return at.Problem(at.TIMEOUT, f"no answer from {self.config.host} in time")
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+            return at.Problem(at.UNREACHABLE, f"connection to {self.config.host} broke: {type(exc).__name__}")
+        except aiohttp.ClientError as exc:
+            return at.Problem(at.UNREACHABLE, f"request to {self.config.host} failed: {type(exc).__name__}")
+
+
+class _HttpProblem(Exception):
+    def __init__(self, status: int, text: str, headers: Mapping[str, str]) -> None:
+        super().__init__(status)
+        self.status, self.text, self.headers = status, text, headers
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _parse_job(text: str, job_id: int) -> at.Job | at.Problem:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return at.Problem(at.MALFORMED, "Airbyte answered 200 with a body that is not JSON")
+    if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+        return at.Problem(at.MALFORMED, "Airbyte answered 200 without a job status")
+    return at.Job(
+        job_id=int(body.get("jobId", job_id)),
+        status=body["status"],
+        job_type=_opt_str(body.get("jobType")),
+        connection_id=_opt_str(body.get("connectionId")),
+        rows_synced=_opt_int(body.get("rowsSynced")),
+        bytes_synced=_opt_int(body.get("bytesSynced")),
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _detail(text: str) -> str:
+    """Airbyte's own words from an error body: problem `detail` and `data.message`, or `message`."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return (text.strip()[:200] or "empty body") if "<html" not in text.lower() else "HTML page"
+    if not isinstance(body, dict):
+        return str(body)[:200]
+    parts = [body.get("title"), body.get("detail")]
+    data = body.get("data")
+    if isinstance(data, dict):
+        parts.append(data.get("message"))
+    parts.append(body.get("message"))
+    words = [str(p) for p in parts if p]
+    return ": ".join(dict.fromkeys(words)) or "no detail"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds: a number of seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _problem_for(status: int, text: str, headers: Mapping[str, str], job_read: bool) -> at.Problem:
+    detail = f"{status} {_detail(text)}"
+    if status == 429:
+        return at.Problem(
+            at.RATE_LIMITED,
+            f"rate limited: {detail}",
+            status,
+            retry_after_seconds(headers.get("Retry-After")),
+        )
+    if status >= 500:
+        return at.Problem(at.SERVER_ERROR, detail, status)
+    if status == 401:
+        return at.Problem(at.AUTH_FAILED, f"Airbyte rejected the credentials: {detail}", status)
+    # Airbyte answers an unknown or foreign job id with 403, 404 or 409 depending on the path.
+    if job_read and status in (403, 404, 409):
+        return at.Problem(at.NOT_FOUND, detail, status)
+    if status == 409:
+        return at.Problem(at.CONFLICT, detail, status)
+    return at.Problem(at.CLIENT_ERROR, detail, status)
+
+
+class ClientPool:
+    """One AirbyteClient per server + credentials, shared by every watch that uses them."""
+
+    def __init__(self, request_timeout: float = 15.0) -> None:
+        self._clients: dict[str, AirbyteClient] = {}
+        self._request_timeout = request_timeout
+
+    def get(self, config: ServerConfig) -> AirbyteClient:
+        client = self._clients.get(config.key)
+        if client is None:
+            client = self._clients[config.key] = AirbyteClient(config, self._request_timeout)
+        return client
+
+    async def close(self) -> None:
+        await asyncio.gather(*(client.close() for client in self._clients.values()))
+        self._clients.clear()

@@ -1,0 +1,52 @@
+"""What Airbyte answers to a poll: a Job, or a typed problem. Shared by the client and the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Airbyte's seven job statuses (public and config API alike), by what a watch does with them.
+WAITING = frozenset({"pending", "queued", "running", "incomplete"})
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: int
+    status: str  # Airbyte's word, lower-case as sent
+    job_type: str | None = None
+    connection_id: str | None = None
+    rows_synced: int | None = None
+    bytes_synced: int | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A poll that did not yield a job. `transient` problems are retried with backoff."""
+
+    kind: str  # one of the KIND_* names below; a metric label and part of messages
+    detail: str  # human text, never carrying credentials
+    status_code: int | None = None
+    retry_after: float | None = None  # seconds, from a 429's Retry-After
+
+    @property
+    def transient(self) -> bool:
+        return self.kind in TRANSIENT_KINDS
+
+
+# Transient: the watch keeps waiting and backs off.
+UNREACHABLE = "Unreachable"  # refused, DNS, TLS, reset
+TIMEOUT = "Timeout"
+SERVER_ERROR = "ServerError"  # 5xx
+MALFORMED = "MalformedResponse"  # 2xx without a usable body
+RATE_LIMITED = "RateLimited"  # 429
+CLIENT_ERROR = "ClientError"  # any other 4xx; retried: it may be a proxy or an API hiccup
+TRANSIENT_KINDS = frozenset({UNREACHABLE, TIMEOUT, SERVER_ERROR, MALFORMED, RATE_LIMITED, CLIENT_ERROR})
+
+# Not transient: each has its own condition reason.
+AUTH_FAILED = "AuthenticationFailed"  # 401 after one token refresh, or the token endpoint refused
+NOT_FOUND = "JobNotFound"  # 404, 403 and 409 on a job read ("missing or inaccessible")
+CONFLICT = "Conflict"  # 409 on a write
+SECRET_NOT_FOUND = "SecretNotFound"
+INVALID_SECRET = "InvalidSecret"

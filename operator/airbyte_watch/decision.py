@@ -1,0 +1,252 @@
+"""The decision core: from (spec, stored status, Airbyte's answer, now) to what to write and do.
+
+No I/O and no clock reads. The layers around it poll Airbyte, call `decide`, patch the status if
+it changed, post the events, and schedule the next poll.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import airbyte_types as at
+from . import conditions as c
+from .durations import format_duration
+from .spec import InvalidSpec, WatchSpec
+
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "Pending",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Cancelled",
+)
+FINAL_PHASES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+NORMAL, WARNING = "Normal", "Warning"
+AIRBYTE_UNREACHABLE = "AirbyteUnreachable"
+AIRBYTE_REACHABLE = "AirbyteReachable"
+
+# Airbyte status -> (phase, Reconciling reason, message tail) for statuses we keep waiting on.
+_WAITING: dict[str, tuple[str, str, str]] = {
+    "pending": (PENDING, c.JOB_PENDING, "is pending"),
+    "queued": (PENDING, c.JOB_QUEUED, "is queued, waiting for Airbyte capacity"),
+    "running": (RUNNING, c.JOB_RUNNING, "is running"),
+    "incomplete": (RUNNING, c.JOB_INCOMPLETE, "is incomplete: an attempt failed and Airbyte retries"),
+}
+# Airbyte status -> (phase, reason, message tail) for final statuses.
+_FINAL: dict[str, tuple[str, str, str]] = {
+    at.SUCCEEDED: (SUCCEEDED, c.JOB_SUCCEEDED, "succeeded"),
+    at.FAILED: (FAILED, c.JOB_FAILED, "failed"),
+    at.CANCELLED: (CANCELLED, c.JOB_CANCELLED, "was cancelled"),
+}
+# Problems that stall the watch until the user fixes them; re-checked with backoff.
+_STALLING: dict[str, str] = {
+    at.SECRET_NOT_FOUND: c.SECRET_NOT_FOUND,
+    at.INVALID_SECRET: c.INVALID_SECRET,
+    at.AUTH_FAILED: c.AUTHENTICATION_FAILED,
+}
+# Reasons whose event is Normal; every other final or stalled reason is a Warning.
+_NORMAL_REASONS = frozenset({c.JOB_SUCCEEDED})
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: dict[str, Any]
+    events: tuple[Event, ...]
+    next_poll_in: float | None  # seconds; None when the watch is not to be polled again
+    failures: int  # consecutive polls that met a problem, for the backoff
+
+
+def timestamp(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def is_final(status: Mapping[str, Any]) -> bool:
+    return status.get("phase") in FINAL_PHASES
+
+
+def backoff_delay(spec: WatchSpec, failures: int) -> float:
+    """pollInterval × 2^(n-1) for the n-th consecutive failure, capped at maxDelay."""
+    if not spec.backoff_exponential or failures <= 1:
+        return spec.poll_interval
+    # The cap is reached long before 2^n overflows; min() keeps the exponent small anyway.
+    return min(spec.backoff_max_delay, spec.poll_interval * 2 ** min(failures - 1, 62))
+
+
+def decide(
+    spec: WatchSpec,
+    status: Mapping[str, Any],
+    failures: int,
+    answer: at.Job | at.Problem,
+    now: datetime.datetime,
+    generation: int,
+) -> Decision:
+    """The new status, the events of this transition, and when to poll next."""
+    stamp = timestamp(now)
+    started_at = status.get("startedAt") or stamp
+    deadline = parse_timestamp(started_at) + datetime.timedelta(seconds=spec.timeout)
+    new: dict[str, Any] = {
+        **status,
+        "observedGeneration": generation,
+        "jobId": spec.job_id,
+        "startedAt": started_at,
+        "deadline": timestamp(deadline),
+    }
+    new.setdefault("phase", PENDING)
+    conds = list(status.get("conditions") or [])
+    job_name = f"Airbyte job {spec.job_id}"
+    events: list[Event] = []
+    was_retrying = _reconciling_reason(status) == c.PROGRESSING_WITH_RETRY
+
+    def finish(phase: str, reason: str, message: str) -> Decision:
+        new.update(phase=phase, message=message, completedAt=stamp)
+        if phase == SUCCEEDED:
+            new["conditions"] = c.mark_ready(conds, reason, message, generation, stamp)
+        else:
+            new["conditions"] = c.mark_stalled(conds, reason, message, generation, stamp)
+        kind = NORMAL if reason in _NORMAL_REASONS else WARNING
+        events.append(Event(kind, reason, message))
+        return Decision(new, tuple(events), None, 0)
+
+    if isinstance(answer, at.Job):
+        if was_retrying:
+            events.append(Event(NORMAL, AIRBYTE_REACHABLE, f"Airbyte answers again for {job_name}"))
+        _record_job(new, answer)
+        word = answer.status
+        if word in _FINAL:
+            phase, reason, tail = _FINAL[word]
+            return finish(phase, reason, _final_message(job_name, tail, answer))
+        if word in _WAITING:
+            phase, reason, tail = _WAITING[word]
+            message = f"{job_name} {tail}"
+        elif spec.on_unknown_status == "Fail":
+            return finish(
+                FAILED,
+                c.UNKNOWN_JOB_STATUS,
+                f"{job_name} has status {word!r}, which this operator does not know",
+            )
+        else:
+            phase, reason = status.get("phase") or PENDING, c.JOB_UNKNOWN_STATUS_WAITING
+            message = f"{job_name} has unknown status {word!r}; waiting as spec.onUnknownStatus=Wait"
+        if now >= deadline:
+            return _timed_out(finish, job_name, spec, f"last status: {word}")
+        if phase == RUNNING and status.get("phase") != RUNNING:
+            events.append(Event(NORMAL, c.JOB_RUNNING, f"{job_name} is running"))
+        new.update(phase=phase, message=message)
+        new["conditions"] = c.mark_waiting(conds, reason, message, generation, stamp)
+        new.pop("completedAt", None)
+        return Decision(new, tuple(events), _until(spec.poll_interval, now, deadline), 0)
+
+    # A problem: no job this time.
+    failures += 1
+    if answer.kind == at.NOT_FOUND:
+        return finish(FAILED, c.JOB_NOT_FOUND, f"{job_name} was not found: {answer.detail}")
+    if now >= deadline:
+        return _timed_out(finish, job_name, spec, f"last error: {answer.detail}")
+    if answer.kind in _STALLING:
+        if was_retrying and answer.kind == at.AUTH_FAILED:
+            events.append(Event(NORMAL, AIRBYTE_REACHABLE, f"Airbyte answers again for {job_name}"))
+        reason = _STALLING[answer.kind]
+        message = f"{answer.detail}; {job_name} is re-checked until the deadline"
+        if _stalled_reason(status) != reason:
+            events.append(Event(WARNING, reason, f"{job_name}: {answer.detail}"))
+        new["message"] = message
+        new["conditions"] = c.mark_stalled(conds, reason, message, generation, stamp)
+        return Decision(new, tuple(events), _until(backoff_delay(spec, failures), now, deadline), failures)
+
+    # Transient trouble with the API: keep waiting, back off, say so once per outage.
+    delay = backoff_delay(spec, failures)
+    if answer.kind == at.RATE_LIMITED and answer.retry_after is not None:
+        delay = max(answer.retry_after, spec.poll_interval)
+    delay = _until(delay, now, deadline)
+    message = f"Airbyte API trouble ({answer.kind}: {answer.detail}); next try in {format_duration(delay)}"
+    if not was_retrying:
+        events.append(Event(WARNING, AIRBYTE_UNREACHABLE, f"{job_name}: {answer.kind}: {answer.detail}"))
+    new["message"] = message
+    new["conditions"] = c.mark_waiting(conds, c.PROGRESSING_WITH_RETRY, message, generation, stamp)
+    return Decision(new, tuple(events), delay, failures)
+
+
+def decide_invalid_spec(
+    status: Mapping[str, Any], error: InvalidSpec, now: datetime.datetime, generation: int
+) -> Decision:
+    """A spec the schema let through but the operator cannot use: Stalled until it is edited."""
+    stamp = timestamp(now)
+    message = f"invalid spec: {error}"
+    new: dict[str, Any] = {**status, "observedGeneration": generation, "message": message}
+    new.setdefault("phase", PENDING)
+    new["conditions"] = c.mark_stalled(
+        status.get("conditions") or [], c.INVALID_SPEC, message, generation, stamp
+    )
+    events = (
+        ()
+        if _stalled_reason(status) == c.INVALID_SPEC and status.get("message") == message
+        else (Event(WARNING, c.INVALID_SPEC, message),)
+    )
+    return Decision(new, events, None, 0)
+
+
+def restamp(status: Mapping[str, Any], generation: int) -> dict[str, Any]:
+    """A final watch whose spec was edited: nothing to poll, but the edit is acknowledged."""
+    return {
+        **status,
+        "observedGeneration": generation,
+        "conditions": c.restamp(status.get("conditions") or [], generation),
+    }
+
+
+def _record_job(new: dict[str, Any], job: at.Job) -> None:
+    new["jobStatus"] = job.status
+    for key, value in (
+        ("jobType", job.job_type),
+        ("connectionId", job.connection_id),
+        ("rowsSynced", job.rows_synced),
+        ("bytesSynced", job.bytes_synced),
+    ):
+        if value is not None:
+            new[key] = value
+
+
+def _final_message(job_name: str, tail: str, job: at.Job) -> str:
+    if job.rows_synced is None and job.bytes_synced is None:
+        return f"{job_name} {tail}"
+    return f"{job_name} {tail}: {job.rows_synced or 0} rows, {job.bytes_synced or 0} bytes synced"
+
+
+def _timed_out(
+    finish: Callable[[str, str, str], Decision], job_name: str, spec: WatchSpec, last: str
+) -> Decision:
+    return finish(
+        FAILED,
+        c.TIMED_OUT,
+        f"{job_name} did not finish within {format_duration(spec.timeout)} ({last})",
+    )
+
+
+def _until(delay: float, now: datetime.datetime, deadline: datetime.datetime) -> float:
+    """Never sleep past the deadline: the poll at the deadline decides TimedOut."""
+    return max(0.0, min(delay, (deadline - now).total_seconds()))
+
+
+def _reconciling_reason(status: Mapping[str, Any]) -> str | None:
+    found = c.find(status.get("conditions") or [], c.RECONCILING)
+    return found.get("reason") if found else None
+
+
+def _stalled_reason(status: Mapping[str, Any]) -> str | None:
+    found = c.find(status.get("conditions") or [], c.STALLED)
+    return found.get("reason") if found else None

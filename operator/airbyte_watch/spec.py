@@ -1,0 +1,78 @@
+"""The watch's spec, parsed and checked: what the schema cannot reject becomes InvalidSpec."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .durations import parse_duration
+
+INT64_MAX = 2**63 - 1
+
+
+class InvalidSpec(ValueError):
+    """A spec field the operator cannot use; `field` names it for the condition and event."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"spec.{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    job_id: int
+    server_secret: str
+    poll_interval: float
+    timeout: float
+    backoff_exponential: bool
+    backoff_max_delay: float
+    on_unknown_status: str  # "Fail" or "Wait"
+
+
+def parse_job_id(value: Any, field: str = "jobId") -> int:
+    """A positive int64 from an int or a string of digits (templating tools render strings)."""
+    if isinstance(value, bool):
+        raise InvalidSpec(field, f"{value!r} is not a job id")
+    if isinstance(value, int):
+        job_id = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        job_id = int(value)
+    else:
+        raise InvalidSpec(field, f"{value!r} is not a job id (a positive integer)")
+    if not 0 < job_id <= INT64_MAX:
+        raise InvalidSpec(field, f"{value!r} is not a job id (a positive 64-bit integer)")
+    return job_id
+
+
+def _duration(spec: Mapping[str, Any], field: str, default: str, minimum: float) -> float:
+    raw = spec.get(field, default)
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        raise InvalidSpec(field, str(exc)) from None
+    if seconds < minimum:
+        raise InvalidSpec(field, f"{raw!r} is too short (at least {minimum:g}s)")
+    return seconds
+
+
+def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec:
+    if "jobId" not in spec:
+        raise InvalidSpec("jobId", "is required")
+    backoff = spec.get("backoff") or {}
+    max_delay = _duration(backoff, "maxDelay", "5m", 1.0)
+    on_unknown = spec.get("onUnknownStatus", "Fail")
+    if on_unknown not in ("Fail", "Wait"):
+        raise InvalidSpec("onUnknownStatus", f"{on_unknown!r} is not Fail or Wait")
+    server = (spec.get("serverRef") or {}).get("name") or default_server_secret
+    if "/" in server:
+        raise InvalidSpec("serverRef.name", "must name a Secret in the watch's own namespace")
+    return WatchSpec(
+        job_id=parse_job_id(spec["jobId"]),
+        server_secret=server,
+        poll_interval=_duration(spec, "pollInterval", "30s", 1.0),
+        timeout=_duration(spec, "timeout", "168h", 1e-9),
+        backoff_exponential=bool(backoff.get("exponential", True)),
+        backoff_max_delay=max_delay,
+        on_unknown_status=on_unknown,
+    )

@@ -1,0 +1,326 @@
+"""A fake Airbyte public API (see ../shared/reference/airbyte-api.md), for tests and the demo.
+
+It follows Airbyte's documented shapes: `POST /applications/token` (JSON or form body, a Bearer
+token with `expires_in`), `GET /jobs/{jobId}` returning a JobResponse, and RFC-7807-like problem
+bodies for errors. Jobs move through scripted statuses, by poll count or by time. It is a test
+double: it is never the thing under test.
+
+Run it alone: ``python -m tests.support.fake_airbyte --port 8001 --demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+PROBLEM_BASE = "https://reference.airbyte.com/reference/errors#"
+
+
+@dataclass
+class Step:
+    status: str
+    polls: int | None = None  # served for this many GETs, then the next step; None = forever
+    seconds: float | None = None  # or for this long since the step began
+
+
+@dataclass
+class FakeJob:
+    job_id: int
+    steps: list[Step]
+    connection_id: str = "9924bcd0-99be-453d-ba47-c2c9766f7da5"
+    job_type: str = "sync"
+    rows: int = 0
+    bytes: int = 0
+    created: float = field(default_factory=time.time)
+    _index: int = 0
+    _served: int = 0
+    _step_began: float = field(default_factory=time.monotonic)
+    final_at: float | None = None  # monotonic time the job first reported a final status
+
+    def current(self) -> str:
+        """The status for this GET, advancing the script."""
+        while self._index < len(self.steps) - 1:
+            step = self.steps[self._index]
+            done_by_polls = step.polls is not None and self._served >= step.polls
+            done_by_time = step.seconds is not None and time.monotonic() - self._step_began >= step.seconds
+            if not (done_by_polls or done_by_time):
+                break
+            self._index, self._served, self._step_began = self._index + 1, 0, time.monotonic()
+        self._served += 1
+        status = self.steps[self._index].status
+        if status in ("succeeded", "failed", "cancelled") and self.final_at is None:
+            self.final_at = time.monotonic()
+        return status
+
+    def as_response(self, status: str) -> dict[str, Any]:
+        start = datetime.datetime.fromtimestamp(int(self.created), datetime.UTC)
+        body: dict[str, Any] = {
+            "jobId": self.job_id,
+            "status": status,
+            "jobType": self.job_type,
+            "startTime": start.isoformat().replace("+00:00", "Z"),
+            "connectionId": self.connection_id,
+        }
+        if status != "pending":
+            body["duration"] = f"PT{max(0, int(time.time() - self.created))}S"
+        if status in ("succeeded", "failed", "cancelled"):
+            body["lastUpdatedAt"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if status not in ("pending", "queued"):
+            body["rowsSynced"] = self.rows
+            body["bytesSynced"] = self.bytes
+        return body
+
+
+@dataclass
+class Fault:
+    """The next `count` matching requests get this answer instead of the real one."""
+
+    status: int
+    body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    count: int = 1
+    path_contains: str = ""
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    authorization: str | None
+    at: float
+
+
+def problem(status: int, title: str, detail: str, data: dict[str, Any] | None = None) -> web.Response:
+    body = {
+        "status": status,
+        "type": PROBLEM_BASE + title,
+        "title": title,
+        "detail": detail,
+        "documentationUrl": None,
+    }
+    if data is not None:
+        body["data"] = data
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+class FakeAirbyte:
+    """The server's state and routes. Thread-safe enough for a test thread to poke at it."""
+
+    def __init__(
+        self,
+        prefix: str = "/v1",
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        static_token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        token_lifetime: int = 900,
+    ) -> None:
+        self.prefix = prefix.rstrip("/")
+        self.client_id, self.client_secret = client_id, client_secret
+        self.static_token = static_token
+        self.username, self.password = username, password
+        self.token_lifetime = token_lifetime
+        self.jobs: dict[int, FakeJob] = {}
+        self.tokens: dict[str, float] = {}  # token -> expiry (monotonic)
+        self.faults: list[Fault] = []
+        self.requests: list[Recorded] = []
+        self.lock = threading.Lock()
+
+    # --- scripting from tests ---------------------------------------------------------------
+
+    def add_job(
+        self,
+        job_id: int,
+        steps: Iterable[Step | tuple[str, int | None]],
+        rows: int = 0,
+        bytes_: int = 0,
+        **kwargs: Any,
+    ) -> FakeJob:
+        script = [s if isinstance(s, Step) else Step(s[0], polls=s[1]) for s in steps]
+        job = FakeJob(job_id, script, rows=rows, bytes=bytes_, **kwargs)
+        with self.lock:
+            self.jobs[job_id] = job
+        return job
+
+    def inject(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def job_gets(self, job_id: int) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r.method == "GET" and r.path.endswith(f"/jobs/{job_id}"))
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record_and_fault])
+        app.router.add_post(f"{self.prefix}/applications/token", self._token)
+        app.router.add_get(f"{self.prefix}/jobs/{{job_id}}", self._get_job)
+        app.router.add_get(f"{self.prefix}/health", self._health)
+        return app
+
+    @web.middleware
+    async def _record_and_fault(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        with self.lock:
+            self.requests.append(
+                Recorded(request.method, request.path, request.headers.get("Authorization"), time.monotonic())
+            )
+            fault = next((f for f in self.faults if f.path_contains in request.path), None)
+            if fault is not None:
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.faults.remove(fault)
+        if fault is not None:
+            return web.Response(
+                status=fault.status,
+                text=fault.body or "",
+                headers=fault.headers,
+                content_type="application/json",
+            )
+        return await handler(request)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="Successful operation")
+
+    async def _token(self, request: web.Request) -> web.Response:
+        if request.content_type == "application/x-www-form-urlencoded":
+            body: dict[str, Any] = dict(await request.post())
+        else:
+            try:
+                body = await request.json()
+            except ValueError:
+                return problem(400, "bad-request", "The request could not be understood by the server.")
+        if self.client_id is None or (body.get("client_id"), body.get("client_secret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
+        token = secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[token] = time.monotonic() + self.token_lifetime
+        return web.json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime}
+        )
+
+    def _authorized(self, header: str | None) -> bool:
+        if self.client_id is None and self.static_token is None and self.username is None:
+            return True  # an OSS server without auth
+        if not header:
+            return False
+        scheme, _, value = header.partition(" ")
+        if scheme == "Bearer":
+            if self.static_token is not None and secrets.compare_digest(value, self.static_token):
+                return True
+            with self.lock:
+                expiry = self.tokens.get(value)
+            return expiry is not None and time.monotonic() < expiry
+        if scheme == "Basic" and self.username is not None:
+            expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            return secrets.compare_digest(value, expected)
+        return False
+
+    async def _get_job(self, request: web.Request) -> web.Response:
+        if not self._authorized(request.headers.get("Authorization")):
+            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
+        raw = request.match_info["job_id"]
+        if not raw.isdigit():
+            return problem(
+                400,
+                "bad-request",
+                "The request could not be understood by the server.",
+                {"message": f"jobId {raw!r} is not an integer"},
+            )
+        with self.lock:
+            job = self.jobs.get(int(raw))
+            status = job.current() if job else None
+        if job is None or status is None:
+            return problem(
+                404,
+                "resource-not-found",
+                "The requested resource could not be found.",
+                {"resourceType": "job", "resourceId": raw},
+            )
+        return web.json_response(job.as_response(status))
+
+
+class RunningFake:
+    """A FakeAirbyte served on a loopback port from a background thread."""
+
+    def __init__(self, fake: FakeAirbyte, port: int = 0) -> None:
+        self.fake = fake
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.fake.prefix}"
+
+    def __enter__(self) -> RunningFake:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.fake.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+DEMO_JOBS: dict[int, list[Step]] = {
+    # Referenced by deploy/examples/: each ends in a different way.
+    101: [Step("pending", seconds=2), Step("running", seconds=6), Step("succeeded")],
+    102: [Step("running", seconds=5), Step("failed")],
+    103: [Step("queued", seconds=3), Step("running", seconds=3), Step("cancelled")],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake Airbyte public API.")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--prefix", default="/api/public/v1")
+    parser.add_argument("--client-id")
+    parser.add_argument("--client-secret")
+    parser.add_argument("--demo", action="store_true", help="serve the demo's scripted jobs")
+    args = parser.parse_args()
+    fake = FakeAirbyte(args.prefix, client_id=args.client_id, client_secret=args.client_secret)
+    if args.demo:
+        for job_id, steps in DEMO_JOBS.items():
+            fake.add_job(job_id, steps, rows=1000 * job_id, bytes_=65536 * job_id)
+    web.run_app(
+        fake.app(),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=lambda *_: print(f"fake Airbyte on http://127.0.0.1:{args.port}{args.prefix}", flush=True),
+    )
+
+
+if __name__ == "__main__":
+    main()
