@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import datetime
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography import x509
@@ -34,6 +36,21 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "tests" / "controlplane" / "build.sh"
 CRD_DIR = ROOT / "crds"
 ADMIN_TOKEN = "airbyte-watch-test-admin"  # static token of a system:masters user, test-only
+# Record writes to our resources and to Events, so tests can count what the operator wrote.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete]
+    resources:
+      - group: airbyte.watch
+        resources: [airbytejobwatches, airbytejobwatches/status]
+      - group: ""
+        resources: [events]
+  - level: None
+"""
 
 
 def binaries_dir() -> Path:
@@ -116,11 +133,25 @@ class ControlPlane:
 
     def __post_init__(self) -> None:
         self.kubeconfig = self.folder / "kubeconfig"
+        self.audit_log = self.folder / "audit.log"
+
+    def audit(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """The API server's audit records of writes to our resources and Events, oldest first."""
+        if not self.audit_log.exists():
+            return []
+        records = []
+        for line in self.audit_log.read_text().splitlines():
+            record = json.loads(line)
+            ref = record.get("objectRef") or {}
+            if namespace is None or ref.get("namespace") == namespace:
+                records.append(record)
+        return records
 
     def start(self, timeout: float = 120.0) -> None:
         bins = binaries_dir()
         write_certs(self.folder)
         (self.folder / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
+        (self.folder / "audit-policy.yaml").write_text(AUDIT_POLICY)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         self.server = f"https://127.0.0.1:{api_port}"
@@ -160,6 +191,9 @@ class ControlPlane:
                 "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--audit-policy-file={self.folder / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-mode=blocking",  # written before the response: tests read it at once
                 "--v=0",
             ],
         )

@@ -1,0 +1,143 @@
+"""`airbyte-watch run`: the operator process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from .airbyte_client import ClientPool
+from .connections import Connections
+from .handlers import build_registry
+from .kube_client import KubeClient
+from .metrics import Metrics
+from .watches import Options, Watches
+
+log = logging.getLogger("airbyte_watch")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="airbyte-watch", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the operator")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watch only this namespace (repeatable; globs allowed)",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)"
+    )
+    run.add_argument(
+        "--default-server-secret",
+        default="airbyte-default",
+        metavar="NAME",
+        help="Secret used by watches without spec.serverRef (default: %(default)s)",
+    )
+    run.add_argument("--log-format", choices=("plain", "json"), default="plain")
+    run.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="polls in flight at once, across all servers (default: %(default)s)",
+    )
+    run.add_argument(
+        "--request-timeout",
+        type=float,
+        default=15.0,
+        help="seconds for one Airbyte API request (default: %(default)s)",
+    )
+    run.add_argument(
+        "--startup-spread",
+        type=float,
+        default=5.0,
+        help="spread the first polls of existing watches over up to this many seconds (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def login() -> kopf.ConnectionInfo:
+    """In-cluster service account when running in a pod, else the standard kubeconfig."""
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    if info is None:
+        raise SystemExit("no Kubernetes credentials: no service account and no kubeconfig")
+    return info
+
+
+async def run(args: argparse.Namespace) -> None:
+    metrics = Metrics()
+    kube = KubeClient(login)
+    kube.on_write = metrics.observe_write
+    clients = ClientPool(request_timeout=args.request_timeout)
+    watches = Watches(
+        kube=kube,
+        connections=Connections(kube),
+        clients=clients,
+        options=Options(
+            default_server_secret=args.default_server_secret,
+            startup_spread=args.startup_spread,
+            concurrency=args.concurrency,
+        ),
+        metrics=metrics,
+    )
+    registry = build_registry(watches, login)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    namespaces = args.namespaces or []
+    operator = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            standalone=True,
+            namespaces=namespaces,
+            clusterwide=not namespaces,
+            stop_flag=stop,
+        )
+    )
+    scheduler = asyncio.create_task(watches.scheduler.run())
+    log.info(
+        "airbyte-watch started (%s)",
+        "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
+    )
+    try:
+        await operator
+    finally:
+        scheduler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scheduler
+        await clients.close()
+        await kube.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    if not args.verbose:
+        # aiohttp's access and client internals are noise at INFO.
+        logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        asyncio.run(run(args))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""kopf registration: the only place that knows kopf's handler API.
+
+kopf lists and watches AirbyteJobWatches and hands every event to `Watches.observe`; the
+scheduler does the polling. No change-handlers are used, so kopf writes no annotations, no
+finalizers and nothing in status; handlers return None.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from . import GROUP, PLURAL, VERSION
+from .watches import Watches
+
+PREFIX = GROUP  # kopf's own bookkeeping, if it ever writes any, lives under our prefix
+
+
+def build_registry(watches: Watches, login: Any, ready: Any = None) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=PREFIX, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = f"{PREFIX}/finalizer"
+        settings.posting.enabled = False  # our Events are posted by KubeClient, on transitions
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = 30
+        settings.networking.error_backoffs = [1, 2, 4, 8, 16, 30]
+        # kopf logs every event it handles at DEBUG; our handler is silent unless it acts.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+    @kopf.on.login(registry=registry)
+    def authenticate(**_: Any) -> kopf.ConnectionInfo:
+        return login()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def observe(event: Any, body: kopf.Body, **_: Any) -> None:
+        watches.observe(event.get("type"), body)
+
+    return registry

@@ -1,0 +1,170 @@
+"""The few Kubernetes calls the operator makes itself: status patches, Events and Secret reads.
+
+kopf watches the resources; these writes go through one aiohttp session with the same
+credentials kopf uses, so a poll's path stays short and every write is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+import kopf
+
+from . import GROUP, KIND, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # for API server 5xx, 429 and broken connections
+EVENT_MESSAGE_LIMIT = 1024
+
+
+class KubeError(Exception):
+    """A Kubernetes call that failed after its retries."""
+
+
+class KubeClient:
+    def __init__(
+        self,
+        login: Callable[[], kopf.ConnectionInfo],
+        component: str = "airbyte-watch",
+        instance: str | None = None,
+    ) -> None:
+        self._login = login
+        self._info: kopf.ConnectionInfo | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.component = component
+        self.instance = instance or socket.gethostname()
+        self.status_patches = 0
+        self.events_posted = 0
+        self.on_write: Callable[[str], None] = lambda kind: None  # metrics hook
+
+    def _connect(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._info = self._login()
+            self._session = aiohttp.ClientSession(
+                base_url=self._info.server.rstrip("/") + "/",
+                headers=self._info.as_http_headers(),
+                connector=aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=32),
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _request(
+        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        """(status, parsed body); retries transient failures, re-logs in once on 401."""
+        data = None if body is None else json.dumps(body)
+        relogged = False
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            session = self._connect()
+            try:
+                async with session.request(
+                    method, path.lstrip("/"), data=data, headers={"Content-Type": content_type}
+                ) as response:
+                    text = await response.text()
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if delay is None:
+                    raise KubeError(f"{method} {path}: {type(exc).__name__}") from None
+                log.debug("Kubernetes %s %s failed (%s), retry %d", method, path, exc, attempt + 1)
+                await asyncio.sleep(delay)
+                continue
+            if status == 401 and not relogged:
+                # Rotated service-account token: log in again once.
+                relogged = True
+                await session.close()
+                continue
+            if (status >= 500 or status == 429) and delay is not None:
+                wait = float(retry_after) if retry_after and retry_after.isdigit() else delay
+                log.debug("Kubernetes %s %s answered %d, retry %d", method, path, status, attempt + 1)
+                await asyncio.sleep(min(wait, 30.0))
+                continue
+            try:
+                return status, json.loads(text) if text else None
+            except ValueError:
+                return status, text
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- the calls --------------------------------------------------------------------------
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> bool:
+        """Merge-patch the status subresource; False if the object is gone."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        status, body = await self._request(
+            "PATCH", path, body={"status": patch}, content_type="application/merge-patch+json"
+        )
+        if status == 404:
+            return False
+        if status >= 300:
+            raise KubeError(f"status patch of {namespace}/{name} answered {status}: {_msg(body)}")
+        self.status_patches += 1
+        self.on_write("status_patch")
+        return True
+
+    async def post_event(
+        self, obj: Mapping[str, Any], type_: str, reason: str, message: str, now: datetime.datetime
+    ) -> None:
+        """A core/v1 Event about `obj` (its metadata). Best effort: failures are logged."""
+        meta = obj["metadata"]
+        stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:EVENT_MESSAGE_LIMIT],
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance[:128],
+            "action": "Watch",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            status, body = await self._request(
+                "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event
+            )
+        except KubeError as exc:
+            log.warning("Could not post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
+            return
+        if status >= 300:
+            log.warning(
+                "Could not post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], _msg(body)
+            )
+            return
+        self.events_posted += 1
+        self.on_write("event")
+
+    async def read_secret(self, namespace: str, name: str) -> tuple[int, Mapping[str, str] | None]:
+        """(HTTP status, the Secret's data) for a Secret in `namespace`; data only on 200."""
+        status, body = await self._request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        if status == 200 and isinstance(body, dict):
+            return status, body.get("data") or {}
+        return status, None
+
+
+def _msg(body: Any) -> str:
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("reason") or body)[:300]
+    return str(body)[:300]

@@ -1,0 +1,96 @@
+"""Prometheus metrics. Labels are bounded: server host, outcome kind, phase, event reason."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from . import airbyte_types as at
+
+_KNOWN_STATUSES = at.WAITING | {at.SUCCEEDED, at.FAILED, at.CANCELLED}
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.watches = Gauge(
+            "airbyte_watch_watches", "Watches known to this process, by phase.", ["phase"], registry=r
+        )
+        self.polls = Counter(
+            "airbyte_watch_polls_total",
+            "Polls of the Airbyte API, by server and outcome (job status or problem kind).",
+            ["server", "outcome"],
+            registry=r,
+        )
+        self.poll_seconds = Histogram(
+            "airbyte_watch_poll_duration_seconds",
+            "Time for one poll of the Airbyte API.",
+            ["server"],
+            registry=r,
+        )
+        self.api_errors = Counter(
+            "airbyte_watch_airbyte_api_errors_total",
+            "Polls that met a problem, by server and kind.",
+            ["server", "kind"],
+            registry=r,
+        )
+        self.events = Counter(
+            "airbyte_watch_events_total", "Kubernetes Events posted.", ["type", "reason"], registry=r
+        )
+        self.status_patches = Counter(
+            "airbyte_watch_status_patches_total", "Status subresource patches written.", registry=r
+        )
+        self.token_fetches = Counter(
+            "airbyte_watch_token_fetches_total", "Access tokens fetched, by server.", ["server"], registry=r
+        )
+        self.rows = Counter(
+            "airbyte_watch_rows_synced_total",
+            "Rows synced by jobs of completed watches.",
+            ["server"],
+            registry=r,
+        )
+        self.bytes = Counter(
+            "airbyte_watch_bytes_synced_total",
+            "Bytes synced by jobs of completed watches.",
+            ["server"],
+            registry=r,
+        )
+        self._phases: dict[Hashable, str] = {}
+        for phase in PHASES:
+            self.watches.labels(phase).set(0)
+
+    def set_phase(self, key: Hashable, phase: str | None) -> None:
+        """Move one watch between phase counts (None: it is gone)."""
+        old = self._phases.pop(key, None)
+        if old is not None:
+            self.watches.labels(old).dec()
+        if phase is not None:
+            self._phases[key] = phase
+            self.watches.labels(phase).inc()
+
+    def observe_poll(self, server: str, answer: at.Job | at.Problem, seconds: float) -> None:
+        self.poll_seconds.labels(server).observe(seconds)
+        if isinstance(answer, at.Job):
+            outcome = answer.status if answer.status in _KNOWN_STATUSES else "unknown"
+        else:
+            outcome = answer.kind
+            self.api_errors.labels(server, answer.kind).inc()
+        self.polls.labels(server, outcome).inc()
+
+    def observe_event(self, type_: str, reason: str) -> None:
+        self.events.labels(type_, reason).inc()
+
+    def observe_write(self, kind: str) -> None:
+        if kind == "status_patch":
+            self.status_patches.inc()
+
+    def observe_completion(self, server: str | None, status: Mapping[str, Any]) -> None:
+        label = server or "unknown"
+        if isinstance(status.get("rowsSynced"), int):
+            self.rows.labels(label).inc(status["rowsSynced"])
+        if isinstance(status.get("bytesSynced"), int):
+            self.bytes.labels(label).inc(status["bytesSynced"])

@@ -1,0 +1,198 @@
+"""The watches this process knows, kept in sync by kopf's events, and one poll of one watch.
+
+A poll's path: scheduler → `Watches.poll` → Secret → Airbyte client → decision core →
+status patch (only if changed) → events → next poll time.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import airbyte_types as at
+from .airbyte_client import ClientPool
+from .connections import Connections
+from .decision import Decision, decide, decide_invalid_spec, is_final, restamp
+from .durations import parse_duration
+from .kube_client import KubeClient, KubeError
+from .metrics import Metrics
+from .scheduler import Scheduler
+from .server_config import ServerConfig
+from .spec import InvalidSpec, parse_spec
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Watch:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]  # as last written by us (or as found at start)
+    failures: int = 0
+    deleted: bool = False
+    server_key: str | None = None  # the ServerConfig.key it polled last, for metrics labels
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        return {"metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid}}
+
+
+@dataclass
+class Options:
+    default_server_secret: str = "airbyte-default"
+    startup_spread: float = 5.0  # first polls are spread over this many seconds, at most
+    patch_retry_delay: float = 5.0
+    concurrency: int = 64  # polls in flight at once
+
+
+@dataclass
+class Watches:
+    kube: KubeClient
+    connections: Connections
+    clients: ClientPool
+    options: Options = field(default_factory=Options)
+    metrics: Metrics = field(default_factory=Metrics)
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    known: dict[Key, Watch] = field(default_factory=dict)
+    scheduler: Scheduler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scheduler = Scheduler(self.poll, concurrency=self.options.concurrency)
+
+    # --- kept in sync by kopf ---------------------------------------------------------------
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Every watch event of every AirbyteJobWatch lands here."""
+        meta = body.get("metadata") or {}
+        key: Key = (meta.get("namespace", ""), meta.get("name", ""))
+        if event_type == "DELETED" or meta.get("deletionTimestamp"):
+            self.forget(key)
+            return
+        watch = self.known.get(key)
+        if watch is not None and watch.uid != meta.get("uid"):
+            self.forget(key)  # deleted and re-created under the same name
+            watch = None
+        if watch is None:
+            watch = Watch(
+                namespace=key[0],
+                name=key[1],
+                uid=meta.get("uid", ""),
+                generation=int(meta.get("generation", 1)),
+                spec=copy.deepcopy(dict(body.get("spec") or {})),
+                status=copy.deepcopy(dict(body.get("status") or {})),
+            )
+            self.known[key] = watch
+            self.metrics.set_phase(key, watch.status.get("phase"))
+            self._plan_first_poll(watch)
+            return
+        # Our own status writes come back here too: only spec changes matter.
+        generation = int(meta.get("generation", watch.generation))
+        if generation != watch.generation:
+            watch.generation = generation
+            watch.spec = copy.deepcopy(dict(body.get("spec") or {}))
+            if not self.scheduler.is_scheduled(key) and not self.scheduler.is_running(key):
+                self.scheduler.schedule(key, 0.0)  # a final or stalled watch acknowledges the edit
+
+    def forget(self, key: Key) -> None:
+        watch = self.known.pop(key, None)
+        if watch is not None:
+            watch.deleted = True  # a poll in flight sees this and writes nothing
+            self.metrics.set_phase(key, None)
+        self.scheduler.unschedule(key)
+
+    def _plan_first_poll(self, watch: Watch) -> None:
+        if is_final(watch.status) and watch.status.get("observedGeneration") == watch.generation:
+            return  # finished before; never polled again
+        # Spread first polls so that many watches found at start do not poll in one instant.
+        interval = _interval_hint(watch.spec)
+        spread = min(interval, self.options.startup_spread)
+        self.scheduler.schedule((watch.namespace, watch.name), random.uniform(0, spread))
+
+    # --- one poll ---------------------------------------------------------------------------
+
+    async def poll(self, key: Key) -> None:
+        watch = self.known.get(key)
+        if watch is None:
+            return
+        now = self.clock()
+        if is_final(watch.status):
+            if watch.status.get("observedGeneration") != watch.generation:
+                await self._write(watch, restamp(watch.status, watch.generation), ())
+            return
+        generation = watch.generation
+        try:
+            spec = parse_spec(watch.spec, self.options.default_server_secret)
+        except InvalidSpec as exc:
+            await self._apply(watch, decide_invalid_spec(watch.status, exc, now, generation))
+            return
+        config = await self.connections.resolve(watch.namespace, spec.server_secret)
+        if isinstance(config, ServerConfig):
+            watch.server_key = config.host
+            started = self.clock()
+            answer = await self.clients.get(config).get_job(spec.job_id)
+            self.metrics.observe_poll(config.host, answer, (self.clock() - started).total_seconds())
+            if isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED:
+                self.connections.forget(watch.namespace, spec.server_secret)
+        else:
+            answer = config
+        if watch.deleted:
+            return
+        await self._apply(watch, decide(spec, watch.status, watch.failures, answer, self.clock(), generation))
+
+    async def _apply(self, watch: Watch, decision: Decision) -> None:
+        key = (watch.namespace, watch.name)
+        if not await self._write(watch, decision.status, decision.events):
+            return
+        watch.failures = decision.failures
+        if decision.next_poll_in is not None and not watch.deleted:
+            self.scheduler.schedule(key, decision.next_poll_in)
+
+    async def _write(self, watch: Watch, status: dict[str, Any], events: tuple[Any, ...]) -> bool:
+        """Patch what changed, then post the events; False if nothing more is to be done."""
+        key = (watch.namespace, watch.name)
+        patch = merge_patch(watch.status, status)
+        if patch:
+            try:
+                alive = await self.kube.patch_status(watch.namespace, watch.name, patch)
+            except KubeError as exc:
+                # The events are not posted: they follow from the status, which did not change,
+                # so the next poll derives them again. Nothing is lost, nothing is doubled.
+                log.warning("Status of %s/%s not written (%s); retrying", *key, exc)
+                self.scheduler.schedule(key, self.options.patch_retry_delay)
+                return False
+            if not alive:
+                self.forget(key)
+                return False
+            watch.status = status
+            self.metrics.set_phase(key, status.get("phase"))
+            if is_final(status):
+                self.metrics.observe_completion(watch.server_key, status)
+        for event in events:
+            await self.kube.post_event(watch.ref, event.type, event.reason, event.message, self.clock())
+            self.metrics.observe_event(event.type, event.reason)
+            log.info("%s/%s: %s %s: %s", *key, event.type, event.reason, event.message)
+        return True
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) turning `old` into `new` at the top level of status."""
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch
+
+
+def _interval_hint(spec: Mapping[str, Any]) -> float:
+    try:
+        return max(1.0, parse_duration(spec.get("pollInterval", "30s")))
+    except ValueError:
+        return 30.0
