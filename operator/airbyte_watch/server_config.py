@@ -70,7 +70,7 @@ def decode_secret_data(data: Mapping[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in (data or {}).items():
         try:
-            out[key] = base64.b64decode(value).decode("utf-8")
+            out[key] = base64.b64decode(value, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             raise InvalidSecret(f"key {key!r} is not valid base64-encoded UTF-8") from None
     return out

@@ -90,6 +90,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     count: int = 1
     path_contains: str = ""
+    delay: float = 0.0  # wait this long before answering (a slow server)
+    reset: bool = False  # start a 200 body, then drop the connection mid-body
 
 
 @dataclass
@@ -187,13 +189,27 @@ class FakeAirbyte:
                 if fault.count <= 0:
                     self.faults.remove(fault)
         if fault is not None:
-            return web.Response(
-                status=fault.status,
-                text=fault.body or "",
-                headers=fault.headers,
-                content_type="application/json",
-            )
+            return await self._faulty(request, fault)
         return await handler(request)
+
+    async def _faulty(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.reset:
+            # Raw bytes: headers promising 500 bytes, a fragment of them, then a dropped connection.
+            assert request.transport is not None
+            request.transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                b'{"jobId": 1, "sta'
+            )
+            request.transport.close()
+            raise asyncio.CancelledError  # nothing more is to be written on this connection
+        return web.Response(
+            status=fault.status,
+            text=fault.body or "",
+            headers=fault.headers,
+            content_type="application/json",
+        )
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="Successful operation")
@@ -262,9 +278,10 @@ class FakeAirbyte:
 class RunningFake:
     """A FakeAirbyte served on a loopback port from a background thread."""
 
-    def __init__(self, fake: FakeAirbyte, port: int = 0) -> None:
+    def __init__(self, fake: FakeAirbyte, port: int = 0, ssl_context: Any = None) -> None:
         self.fake = fake
         self._port = port
+        self._ssl = ssl_context
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -272,7 +289,8 @@ class RunningFake:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.fake.prefix}"
+        scheme = "https" if self._ssl else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{self.fake.prefix}"
 
     def __enter__(self) -> RunningFake:
         self._thread.start()
@@ -282,7 +300,7 @@ class RunningFake:
     async def _start(self) -> None:
         self._runner = web.AppRunner(self.fake.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port, ssl_context=self._ssl)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
