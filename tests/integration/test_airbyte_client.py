@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from airbyte_watch import airbyte_types as at
 from airbyte_watch.airbyte_client import AirbyteClient, retry_after_seconds
 from airbyte_watch.server_config import ServerConfig
+
 from tests.support.controlplane import write_certs
 from tests.support.fake_airbyte import FakeAirbyte, Fault, RunningFake
 
@@ -82,7 +82,10 @@ async def test_token_refreshed_before_expires_in(fake: RunningFake) -> None:
 
 
 async def test_second_401_is_authentication_failed(fake: RunningFake) -> None:
-    body = '{"status":401,"title":"invalid-api-key","detail":"The API key in the Authorization header is invalid."}'
+    body = (
+        '{"status":401,"title":"invalid-api-key",'
+        '"detail":"The API key in the Authorization header is invalid."}'
+    )
     fake.fake.inject(Fault(401, body, count=2, path_contains="/jobs/"))
     client = AirbyteClient(creds(fake))
     try:

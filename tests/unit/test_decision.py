@@ -6,7 +6,6 @@ import dataclasses
 import datetime
 
 import pytest
-
 from airbyte_watch import airbyte_types as at
 from airbyte_watch import conditions as c
 from airbyte_watch.decision import (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from airbyte_watch.durations import format_duration, parse_duration
 from airbyte_watch.server_config import (
     InvalidSecret,
@@ -58,7 +57,7 @@ def test_job_ids(raw: object, value: int) -> None:
 
 @pytest.mark.parametrize("raw", ["abc", -1, 0, 1.5, 2**63, "9223372036854775808", True, "", " 12", "١٢"])
 def test_not_job_ids(raw: object) -> None:
-    with pytest.raises(InvalidSpec, match="spec.jobId"):
+    with pytest.raises(InvalidSpec, match=r"spec\.jobId"):
         parse_job_id(raw)
 
 
