@@ -222,7 +222,7 @@ def _record_job(new: dict[str, Any], job: at.Job) -> None:
 
 
 def _final_message(job_name: str, tail: str, job: at.Job) -> str:
-    if job.rows_synced is None and job.bytes_synced is None:
+    if job.status != at.SUCCEEDED or (job.rows_synced is None and job.bytes_synced is None):
         return f"{job_name} {tail}"
     return f"{job_name} {tail}: {job.rows_synced or 0} rows, {job.bytes_synced or 0} bytes synced"
 

@@ -1,0 +1,31 @@
+# Common commands. `make demo` and `make test` are the README's quick start.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test unit lint controlplane bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+controlplane:
+	bash tests/controlplane/build.sh
+
+demo: $(VENV)/.installed controlplane
+	$(PY) -m tests.support.demo
+
+test: $(VENV)/.installed controlplane
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
