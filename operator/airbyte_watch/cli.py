@@ -93,12 +93,13 @@ async def run(args: argparse.Namespace) -> None:
         ),
         metrics=metrics,
     )
-    registry = build_registry(watches, login)
+    namespaces = args.namespaces or []
+    registry = build_registry(watches, login, scan=any(set(ns) & set("*?[!") for ns in namespaces))
+    await kube.wait_for_crd()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    namespaces = args.namespaces or []
     operator = asyncio.create_task(
         kopf.operator(
             registry=registry,

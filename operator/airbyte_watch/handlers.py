@@ -18,7 +18,8 @@ from .watches import Watches
 PREFIX = GROUP  # kopf's own bookkeeping, if it ever writes any, lives under our prefix
 
 
-def build_registry(watches: Watches, login: Any, ready: Any = None) -> kopf.OperatorRegistry:
+def build_registry(watches: Watches, login: Any, scan: bool = False) -> kopf.OperatorRegistry:
+    """`scan`: watch namespaces and CRDs (needed for namespace globs; needs more RBAC)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -28,6 +29,9 @@ def build_registry(watches: Watches, login: Any, ready: Any = None) -> kopf.Oper
             prefix=PREFIX, key="last-handled-configuration"
         )
         settings.persistence.finalizer = f"{PREFIX}/finalizer"
+        # Without globs there is nothing to discover: skip listing namespaces and CRDs, which
+        # the least-privilege RBAC in deploy/ does not allow.
+        settings.scanning.disabled = not scan
         settings.posting.enabled = False  # our Events are posted by KubeClient, on transitions
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330

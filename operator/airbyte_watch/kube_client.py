@@ -97,6 +97,18 @@ class KubeClient:
                 return status, text
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def wait_for_crd(self, interval: float = 5.0) -> None:
+        """Block until the API server serves our resource (the CRD may be applied with us)."""
+        while True:
+            try:
+                status, body = await self._request("GET", f"/apis/{GROUP}/{VERSION}")
+            except KubeError as exc:
+                status, body = 0, str(exc)
+            if status == 200 and any(r.get("name") == PLURAL for r in body.get("resources", [])):
+                return
+            log.warning("Waiting for the %s/%s CRD to be served (%s)", GROUP, VERSION, status or body)
+            await asyncio.sleep(interval)
+
     # --- the calls --------------------------------------------------------------------------
 
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> bool:

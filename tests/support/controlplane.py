@@ -34,7 +34,7 @@ from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "tests" / "controlplane" / "build.sh"
-CRD_DIR = ROOT / "crds"
+CRD_FILE = ROOT / "crds" / "airbytejobwatches.airbyte.watch.yaml"
 ADMIN_TOKEN = "airbyte-watch-test-admin"  # static token of a system:masters user, test-only
 # Record writes to our resources and to Events, so tests can count what the operator wrote.
 AUDIT_POLICY = """\
@@ -267,7 +267,7 @@ class ControlPlane:
         return done
 
     def apply_crds(self) -> None:
-        self.kubectl("apply", "-f", str(CRD_DIR))
+        self.kubectl("apply", "-f", str(CRD_FILE))
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
     def stop(self) -> None:

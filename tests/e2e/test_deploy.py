@@ -1,0 +1,90 @@
+"""deploy/ renders, applies to the real API server, and its RBAC is all the operator needs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.support.cluster import OperatorProcess, apply, get, reasons, wait_for, watch_manifest
+from tests.support.controlplane import ROOT, ControlPlane
+from tests.support.fake_airbyte import RunningFake
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def deployed(control_plane: ControlPlane) -> str:
+    rendered = control_plane.kubectl("kustomize", str(ROOT / "deploy")).stdout
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
+    return rendered
+
+
+def test_rendered_deployment_is_locked_down(deployed: str) -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all(deployed)}
+    assert set(docs) >= {"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole",
+                         "ClusterRoleBinding", "Deployment"}  # fmt: skip
+    deployment = docs["Deployment"]["spec"]
+    assert deployment["strategy"]["type"] == "Recreate"
+    pod = deployment["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    container = pod["containers"][0]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {"requests", "limits"} <= container["resources"].keys()
+
+
+def test_rbac_grants_nothing_beyond_what_is_used(deployed: str) -> None:
+    role = next(d for d in yaml.safe_load_all(deployed) if d["kind"] == "ClusterRole")
+    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
+               for r in rule["resources"] for v in rule["verbs"]}  # fmt: skip
+    assert granted == {
+        ("airbyte.watch", "airbytejobwatches", "get"),
+        ("airbyte.watch", "airbytejobwatches", "list"),
+        ("airbyte.watch", "airbytejobwatches", "watch"),
+        ("airbyte.watch", "airbytejobwatches/status", "patch"),
+        ("", "events", "create"),
+        ("", "secrets", "get"),
+    }
+
+
+def test_operator_works_with_only_the_deployed_rbac(
+    control_plane: ControlPlane, deployed: str, fake_airbyte: RunningFake, tmp_path: Path
+) -> None:
+    token = control_plane.kubectl("-n", "airbyte-watch", "create", "token", "airbyte-watch").stdout.strip()
+    config = yaml.safe_load(control_plane.kubeconfig.read_text())
+    config["users"] = [{"name": "admin", "user": {"token": token}}]
+    sa_plane = ControlPlane(folder=control_plane.folder)
+    sa_plane.server, sa_plane.kubeconfig = control_plane.server, tmp_path / "kubeconfig"
+    sa_plane.kubeconfig.write_text(yaml.safe_dump(config))
+    namespace = f"rbac-{int(time.time() * 1000) % 100000}"
+    control_plane.kubectl("create", "namespace", namespace)
+    control_plane.kubectl(
+        "-n", namespace, "create", "secret", "generic", "airbyte-default",
+        f"--from-literal=url={fake_airbyte.url}",
+        f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
+    )  # fmt: skip
+    fake_airbyte.fake.add_job(21, [("running", 1), ("succeeded", None)])
+    assert (
+        apply(control_plane, namespace, watch_manifest("w", {"jobId": 21, "pollInterval": "1s"})).returncode
+        == 0
+    )
+    operator = OperatorProcess(sa_plane, tmp_path / "operator.log", ["--namespace", namespace])
+    operator.start()
+    try:
+        try:
+            wait_for(control_plane, namespace, "w", "condition=Ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator output:\n{operator.output[-4000:]}") from None
+        assert reasons(control_plane, namespace, "w") == ["JobRunning", "JobSucceeded"]
+        assert get(control_plane, namespace, "w")["status"]["phase"] == "Succeeded"
+    finally:
+        operator.stop()
+    assert "Traceback" not in operator.output
