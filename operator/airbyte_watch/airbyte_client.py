@@ -11,12 +11,13 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 
 from . import airbyte_types as at
+from .rate_limit import RateLimiter
 from .server_config import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,12 @@ class _AuthRejected(Exception):
 
 
 class AirbyteClient:
-    def __init__(self, config: ServerConfig, request_timeout: float = 15.0) -> None:
+    def __init__(self, config: ServerConfig, request_timeout: float = 15.0,
+                 limiter: RateLimiter | None = None,
+                 on_token_fetch: Callable[[str], None] = lambda host: None) -> None:  # fmt: skip
         self.config = config
+        self._limiter = limiter
+        self._on_token_fetch = on_token_fetch
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
@@ -58,6 +63,10 @@ class AirbyteClient:
         if self._session is not None:
             await self._session.close()
 
+    async def _limit(self) -> None:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+
     # --- auth -------------------------------------------------------------------------------
 
     async def _bearer(self, rejected: str | None = None) -> str:
@@ -77,6 +86,8 @@ class AirbyteClient:
                 "grant-type": "client_credentials",
             }
             self.token_fetches += 1
+            self._on_token_fetch(self.config.host)
+            await self._limit()
             async with self.session.post(self.config.token_endpoint, json=body) as response:
                 text = await response.text()
                 if response.status in (400, 401, 403):
@@ -112,6 +123,7 @@ class AirbyteClient:
             rejected: str | None = None
             for attempt in (1, 2):
                 headers = {"Accept": "application/json", **await self._headers(rejected)}
+                await self._limit()
                 async with self.session.get(f"{self.config.url}/jobs/{job_id}", headers=headers) as response:
                     text = await response.text()
                     if response.status == 401 and attempt == 1 and self.config.client_id:
@@ -229,16 +241,26 @@ def _problem_for(status: int, text: str, headers: Mapping[str, str], job_read: b
 
 
 class ClientPool:
-    """One AirbyteClient per server + credentials, shared by every watch that uses them."""
+    """One AirbyteClient per server + credentials, shared by every watch that uses them, and
+    one request budget per server host, shared by all its clients."""
 
-    def __init__(self, request_timeout: float = 15.0) -> None:
+    def __init__(self, request_timeout: float = 15.0, max_requests_per_second: float = 100.0,
+                 on_token_fetch: Callable[[str], None] = lambda host: None) -> None:  # fmt: skip
         self._clients: dict[str, AirbyteClient] = {}
+        self._limiters: dict[str, RateLimiter] = {}
         self._request_timeout = request_timeout
+        self._rate = max_requests_per_second
+        self._on_token_fetch = on_token_fetch
 
     def get(self, config: ServerConfig) -> AirbyteClient:
         client = self._clients.get(config.key)
         if client is None:
-            client = self._clients[config.key] = AirbyteClient(config, self._request_timeout)
+            limiter = self._limiters.get(config.host)
+            if limiter is None:
+                limiter = self._limiters[config.host] = RateLimiter(self._rate, burst=self._rate)
+            client = self._clients[config.key] = AirbyteClient(
+                config, self._request_timeout, limiter, self._on_token_fetch
+            )
         return client
 
     async def close(self) -> None:

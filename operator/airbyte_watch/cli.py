@@ -60,6 +60,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds for one Airbyte API request (default: %(default)s)",
     )
     run.add_argument(
+        "--max-requests-per-second",
+        type=float,
+        default=100.0,
+        help="request budget per Airbyte server, shared by all its watches (default: %(default)s)",
+    )
+    run.add_argument(
         "--startup-spread",
         type=float,
         default=5.0,
@@ -81,7 +87,11 @@ async def run(args: argparse.Namespace) -> None:
     metrics = Metrics()
     kube = KubeClient(login)
     kube.on_write = metrics.observe_write
-    clients = ClientPool(request_timeout=args.request_timeout)
+    clients = ClientPool(
+        request_timeout=args.request_timeout,
+        max_requests_per_second=args.max_requests_per_second,
+        on_token_fetch=lambda host: metrics.token_fetches.labels(host).inc(),
+    )
     watches = Watches(
         kube=kube,
         connections=Connections(kube),

@@ -100,8 +100,10 @@ class Watches:
         if generation != watch.generation:
             watch.generation = generation
             watch.spec = copy.deepcopy(dict(body.get("spec") or {}))
-            if not self.scheduler.is_scheduled(key) and not self.scheduler.is_running(key):
-                self.scheduler.schedule(key, 0.0)  # a final or stalled watch acknowledges the edit
+            # Reconcile the edit now, so observedGeneration catches up without waiting out a
+            # backoff; a poll in flight picks it up at its end.
+            if not self.scheduler.is_running(key):
+                self.scheduler.schedule(key, 0.0)
 
     def forget(self, key: Key) -> None:
         watch = self.known.pop(key, None)
@@ -154,7 +156,11 @@ class Watches:
         if not await self._write(watch, decision.status, decision.events):
             return
         watch.failures = decision.failures
-        if decision.next_poll_in is not None and not watch.deleted:
+        if watch.deleted:
+            return
+        if decision.status.get("observedGeneration") != watch.generation:
+            self.scheduler.schedule(key, 0.0)  # the spec was edited while this poll ran
+        elif decision.next_poll_in is not None:
             self.scheduler.schedule(key, decision.next_poll_in)
 
     async def _write(self, watch: Watch, status: dict[str, Any], events: tuple[Any, ...]) -> bool:
