@@ -1,0 +1,162 @@
+"""Restarts, deletes in flight, spec edits, many watches on one server: nothing lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.support.cluster import (
+    OperatorProcess,
+    apply,
+    eventually,
+    get,
+    reasons,
+    status_patches,
+    wait_for,
+    watch_manifest,
+)
+from tests.support.controlplane import ControlPlane
+from tests.support.fake_airbyte import Fault, RunningFake, Step
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def own_namespace(control_plane: ControlPlane, fake_airbyte: RunningFake) -> str:
+    """A namespace no session operator watches, with the default Secret, for a private operator."""
+    name = f"own-{secrets.token_hex(4)}"
+    control_plane.kubectl("create", "namespace", name)
+    control_plane.kubectl(
+        "-n", name, "create", "secret", "generic", "airbyte-default",
+        f"--from-literal=url={fake_airbyte.url}",
+        f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
+    )  # fmt: skip
+    return name
+
+
+@pytest.fixture
+def private_operator(
+    control_plane: ControlPlane, own_namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(control_plane, tmp_path / "operator.log",
+                           ["--namespace", own_namespace, "--startup-spread=0.2"])  # fmt: skip
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def create(plane: ControlPlane, namespace: str, name: str, **spec: object) -> None:
+    done = apply(plane, namespace, watch_manifest(name, {"pollInterval": "1s", **spec}))
+    assert done.returncode == 0, done.stderr
+
+
+def test_sigkill_and_restart_loses_nothing_and_doubles_nothing(
+    control_plane: ControlPlane, own_namespace: str, fake_airbyte: RunningFake,
+    private_operator: OperatorProcess,
+) -> None:  # fmt: skip
+    ns = own_namespace
+    fake_airbyte.fake.add_job(31, [Step("running", polls=1), Step("running", seconds=6), Step("succeeded")])
+    fake_airbyte.fake.add_job(32, [("failed", None)])
+    fake_airbyte.fake.add_job(33, [("running", None)])
+    create(control_plane, ns, "finishes-while-down", jobId=31)
+    create(control_plane, ns, "already-final", jobId=32)
+    create(control_plane, ns, "still-running", jobId=33)
+    wait_for(control_plane, ns, "finishes-while-down", "jsonpath={.status.phase}=Running")
+    wait_for(control_plane, ns, "still-running", "jsonpath={.status.phase}=Running")
+    wait_for(control_plane, ns, "already-final", "condition=Stalled")
+    before = {n: get(control_plane, ns, n)["status"] for n in ("finishes-while-down", "still-running")}
+
+    private_operator.kill()
+    final_polls = fake_airbyte.fake.job_gets(32)
+    time.sleep(7)  # job 31 succeeds while nobody watches
+    private_operator.start()
+
+    wait_for(control_plane, ns, "finishes-while-down", "condition=Ready")
+    time.sleep(3)  # a few polls of the still-running watch after the restart
+    assert reasons(control_plane, ns, "finishes-while-down") == ["JobRunning", "JobSucceeded"]
+    assert reasons(control_plane, ns, "still-running") == ["JobRunning"]
+    assert reasons(control_plane, ns, "already-final") == ["JobFailed"]
+    for name, old in before.items():
+        now = get(control_plane, ns, name)["status"]
+        assert (now["startedAt"], now["deadline"]) == (old["startedAt"], old["deadline"]), name
+    assert fake_airbyte.fake.job_gets(32) == final_polls, "a final watch is not polled after a restart"
+    # The still-running watch changed nothing, so the restart wrote nothing for it.
+    assert status_patches(control_plane, ns, "still-running") == 1
+
+
+def test_delete_while_a_poll_is_in_flight(
+    control_plane: ControlPlane, own_namespace: str, fake_airbyte: RunningFake,
+    private_operator: OperatorProcess,
+) -> None:  # fmt: skip
+    ns = own_namespace
+    fake_airbyte.fake.add_job(34, [("running", None)])
+    create(control_plane, ns, "first", jobId=34)
+    wait_for(control_plane, ns, "first", "jsonpath={.status.phase}=Running")
+    fake_airbyte.fake.inject(Fault(200, delay=3.0, path_contains="/jobs/34"))
+    eventually(lambda: fake_airbyte.fake.faults == [], timeout=10)  # the slow GET has begun
+    patches = status_patches(control_plane, ns, "first")
+    control_plane.kubectl("-n", ns, "delete", "airbytejobwatch", "first", "--timeout=10s")
+    time.sleep(4.5)
+    assert status_patches(control_plane, ns, "first") == patches
+    gets = fake_airbyte.fake.job_gets(34)
+    time.sleep(2)
+    assert fake_airbyte.fake.job_gets(34) == gets, "nothing keeps polling for a deleted watch"
+    assert "Traceback" not in private_operator.output and "ERROR" not in private_operator.output
+
+
+def test_spec_edit_applies_from_the_next_poll(
+    control_plane: ControlPlane, own_namespace: str, fake_airbyte: RunningFake,
+    private_operator: OperatorProcess,
+) -> None:  # fmt: skip
+    ns = own_namespace
+    fake_airbyte.fake.add_job(35, [("running", 3), ("succeeded", None)])
+    create(control_plane, ns, "slowpoke", jobId=35, pollInterval="1h")
+    wait_for(control_plane, ns, "slowpoke", "jsonpath={.status.phase}=Running")
+    control_plane.kubectl("-n", ns, "patch", "airbytejobwatch", "slowpoke", "--type=merge",
+                          "-p", '{"spec":{"pollInterval":"1s"}}')  # fmt: skip
+    wait_for(control_plane, ns, "slowpoke", "condition=Ready", timeout=20)
+    obj = get(control_plane, ns, "slowpoke")
+    assert obj["metadata"]["generation"] == 2 and obj["status"]["observedGeneration"] == 2
+    moved = '{"spec":{"serverRef":{"name":"elsewhere"}}}'
+    done = control_plane.kubectl("-n", ns, "patch", "airbytejobwatch", "slowpoke", "--type=merge",
+                                 "-p", moved, check=False)  # fmt: skip
+    assert done.returncode != 0 and "serverRef is immutable" in done.stderr
+
+
+def test_edit_of_a_final_watch_is_acknowledged_without_polling(
+    control_plane: ControlPlane, own_namespace: str, fake_airbyte: RunningFake,
+    private_operator: OperatorProcess,
+) -> None:  # fmt: skip
+    ns = own_namespace
+    fake_airbyte.fake.add_job(36, [("succeeded", None)])
+    create(control_plane, ns, "done", jobId=36)
+    wait_for(control_plane, ns, "done", "condition=Ready")
+    gets = fake_airbyte.fake.job_gets(36)
+    control_plane.kubectl("-n", ns, "patch", "airbytejobwatch", "done", "--type=merge",
+                          "-p", '{"spec":{"pollInterval":"5s"}}')  # fmt: skip
+    wait_for(control_plane, ns, "done", "jsonpath={.status.observedGeneration}=2")
+    assert fake_airbyte.fake.job_gets(36) == gets
+    assert reasons(control_plane, ns, "done") == ["JobSucceeded"]
+
+
+def test_many_watches_on_one_server_share_one_token(
+    control_plane: ControlPlane, own_namespace: str, fake_airbyte: RunningFake,
+    private_operator: OperatorProcess,
+) -> None:  # fmt: skip
+    ns = own_namespace
+    manifests = []
+    for i in range(30):
+        fake_airbyte.fake.add_job(1000 + i, [("running", 1), ("succeeded", None)])
+        manifests.append(json.loads(watch_manifest(f"w{i}", {"jobId": 1000 + i, "pollInterval": "1s"})))
+    listing = json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests})
+    assert apply(control_plane, ns, listing).returncode == 0
+    for i in range(30):
+        wait_for(control_plane, ns, f"w{i}", "condition=Ready")
+    tokens = [r for r in fake_airbyte.fake.requests if r.path.endswith("/applications/token")]
+    assert len(tokens) == 1
