@@ -138,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     kopf.configure(
         verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
+        # "plain" is kopf's full text format: time, logger, level, message.
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
     )
     if not args.verbose:
         # aiohttp's access and client internals are noise at INFO.
