@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import os
 import signal
@@ -15,8 +16,9 @@ import kopf
 
 from .airbyte_client import ClientPool
 from .connections import Connections
+from .endpoints import build_app, serve
 from .handlers import build_registry
-from .kube_client import KubeClient
+from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
 from .watches import Options, Watches
 
@@ -59,6 +61,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=15.0,
         help="seconds for one Airbyte API request (default: %(default)s)",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics, /healthz and /readyz on this port (default: off)",
+    )
+    run.add_argument("--metrics-host", default="0.0.0.0", help="address for --metrics-port")
     run.add_argument(
         "--max-requests-per-second",
         type=float,
@@ -104,12 +113,21 @@ async def run(args: argparse.Namespace) -> None:
         metrics=metrics,
     )
     namespaces = args.namespaces or []
-    registry = build_registry(watches, login, scan=any(set(ns) & set("*?[!") for ns in namespaces))
-    await kube.wait_for_crd()
+    registry = build_registry(watches, login, scan=any(map(is_glob, namespaces)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    listed = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    endpoints = None
+    if args.metrics_port is not None:
+        app = build_app(metrics.registry, ready=listed.is_set,
+                        alive=lambda: not any(t.done() for t in tasks))  # fmt: skip
+        endpoints = await serve(app, args.metrics_host, args.metrics_port)
+    await kube.wait_for_crd()
+    await load_existing(kube, watches, namespaces)
+    listed.set()
     operator = asyncio.create_task(
         kopf.operator(
             registry=registry,
@@ -120,8 +138,10 @@ async def run(args: argparse.Namespace) -> None:
         )
     )
     scheduler = asyncio.create_task(watches.scheduler.run())
+    tasks.extend((operator, scheduler))
     log.info(
-        "airbyte-watch started (%s)",
+        "airbyte-watch started with %d watches (%s)",
+        len(watches.known),
         "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
     )
     try:
@@ -132,6 +152,34 @@ async def run(args: argparse.Namespace) -> None:
             await scheduler
         await clients.close()
         await kube.close()
+        if endpoints is not None:
+            await endpoints.cleanup()
+
+
+def is_glob(namespace: str) -> bool:
+    return bool(set(namespace) & set("*?[!"))
+
+
+async def load_existing(kube: KubeClient, watches: Watches, namespaces: list[str]) -> None:
+    """Read every existing watch before serving, so readiness means "all watches are known".
+
+    kopf's own listing follows and finds them known already.
+    """
+    globbed = any(map(is_glob, namespaces))
+    scopes: list[str | None] = [None] if not namespaces or globbed else list(namespaces)
+    for scope in scopes:
+        while True:
+            try:
+                items = await kube.list_watches(scope)
+                break
+            except KubeError as exc:
+                log.warning("Cannot list the existing watches yet (%s); retrying in 5s", exc)
+                await asyncio.sleep(5)
+        for item in items:
+            namespace = item["metadata"]["namespace"]
+            if globbed and not any(fnmatch.fnmatchcase(namespace, ns) for ns in namespaces):
+                continue
+            watches.observe(None, item)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

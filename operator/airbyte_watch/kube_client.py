@@ -109,6 +109,21 @@ class KubeClient:
             log.warning("Waiting for the %s/%s CRD to be served (%s)", GROUP, VERSION, status or body)
             await asyncio.sleep(interval)
 
+    async def list_watches(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every AirbyteJobWatch in `namespace` (None: all), read in pages."""
+        where = f"namespaces/{namespace}/" if namespace else ""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = f"?limit=500&continue={token}" if token else "?limit=500"
+            status, body = await self._request("GET", f"/apis/{GROUP}/{VERSION}/{where}{PLURAL}{query}")
+            if status != 200 or not isinstance(body, dict):
+                raise KubeError(f"listing {PLURAL} answered {status}: {_msg(body)}")
+            items.extend(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
     # --- the calls --------------------------------------------------------------------------
 
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> bool:
