@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.cluster import OperatorProcess, apply, wait_for, watch_manifest
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane, free_port
 from tests.support.fake_airbyte import FakeAirbyte, Fault, RunningFake
 
 pytestmark = pytest.mark.cluster
@@ -51,7 +52,8 @@ def test_no_credential_reaches_logs_status_or_events(
         ):
             spec = {"jobId": job, "pollInterval": "1s", "serverRef": {"name": server}}
             assert apply(control_plane, ns, watch_manifest(name, spec)).returncode == 0
-        args = ["--namespace", ns, "--verbose", f"--log-format={log_format}"]
+        port = free_port()
+        args = ["--namespace", ns, "--verbose", f"--log-format={log_format}", f"--metrics-port={port}"]
         operator = OperatorProcess(control_plane, tmp_path / "operator.log", args)
         operator.start()
         try:
@@ -59,13 +61,17 @@ def test_no_credential_reaches_logs_status_or_events(
             wait_for(control_plane, ns, "b", "condition=Stalled")
             wait_for(control_plane, ns, "c", "condition=Stalled")
             wait_for(control_plane, ns, "d", "condition=Ready")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                metrics = response.read().decode()
         finally:
             operator.stop()
     written = {
         "operator output": operator.output,
         "statuses": control_plane.kubectl("-n", ns, "get", "ajw", "-o", "json").stdout,
         "events": control_plane.kubectl("-n", ns, "get", "events", "-o", "json").stdout,
+        "metrics": metrics,
     }
+    assert "airbyte_watch_polls_total" in metrics
     assert "DEBUG" in operator.output or '"debug"' in operator.output.lower(), "not a debug-level run"
     for where, text in written.items():
         for sentinel in SENTINELS:
