@@ -141,15 +141,29 @@ class KubeClient:
         return True
 
     async def post_event(
-        self, obj: Mapping[str, Any], type_: str, reason: str, message: str, now: datetime.datetime
-    ) -> None:
-        """A core/v1 Event about `obj` (its metadata). Best effort: failures are logged."""
+        self,
+        obj: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        now: datetime.datetime,
+        name: str | None = None,
+    ) -> bool:
+        """A core/v1 Event about `obj` (its metadata); True if this call created it.
+
+        With a `name`, posting the same Event twice creates it once (the API server answers
+        409 to the copy). Best effort: failures are logged, never raised.
+        """
         meta = obj["metadata"]
         stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": (
+                {"name": name, "namespace": meta["namespace"]}
+                if name
+                else {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]}
+            ),
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": KIND,
@@ -173,15 +187,18 @@ class KubeClient:
                 "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event
             )
         except KubeError as exc:
-            log.warning("Could not post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
-            return
-        if status >= 300:
+            status, body = 0, str(exc)
+        if status == 409 and name:
+            log.debug("Event %s for %s/%s exists already", reason, meta["namespace"], meta["name"])
+            return False
+        if not 200 <= status < 300:
             log.warning(
                 "Could not post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], _msg(body)
             )
-            return
+            return False
         self.events_posted += 1
         self.on_write("event")
+        return True
 
     async def read_secret(self, namespace: str, name: str) -> tuple[int, Mapping[str, str] | None]:
         """(HTTP status, the Secret's data) for a Secret in `namespace`; data only on 200."""

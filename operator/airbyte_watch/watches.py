@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
+import json
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -17,7 +19,7 @@ from typing import Any
 from . import airbyte_types as at
 from .airbyte_client import ClientPool
 from .connections import Connections
-from .decision import Decision, decide, decide_invalid_spec, is_final, restamp
+from .decision import Decision, Event, decide, decide_invalid_spec, is_final, restamp
 from .durations import parse_duration
 from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
@@ -163,16 +165,27 @@ class Watches:
         elif decision.next_poll_in is not None:
             self.scheduler.schedule(key, decision.next_poll_in)
 
-    async def _write(self, watch: Watch, status: dict[str, Any], events: tuple[Any, ...]) -> bool:
-        """Patch what changed, then post the events; False if nothing more is to be done."""
+    async def _write(self, watch: Watch, status: dict[str, Any], events: tuple[Event, ...]) -> bool:
+        """Post the events, then patch what changed; False if nothing more is to be done.
+
+        Each Event's name is derived from the watch, the reason and the status it moves away
+        from. A crash or a failed patch leaves that status in place, so the retry derives the
+        same names, the API server refuses the copies, and every Event exists exactly once.
+        """
         key = (watch.namespace, watch.name)
+        if watch.deleted:
+            return False
+        for event in events:
+            name = event_name(watch, event.reason)
+            if await self.kube.post_event(watch.ref, event.type, event.reason, event.message,
+                                          self.clock(), name=name):  # fmt: skip
+                self.metrics.observe_event(event.type, event.reason)
+                log.info("%s/%s: %s %s: %s", *key, event.type, event.reason, event.message)
         patch = merge_patch(watch.status, status)
         if patch:
             try:
                 alive = await self.kube.patch_status(watch.namespace, watch.name, patch)
             except KubeError as exc:
-                # The events are not posted: they follow from the status, which did not change,
-                # so the next poll derives them again. Nothing is lost, nothing is doubled.
                 log.warning("Status of %s/%s not written (%s); retrying", *key, exc)
                 self.scheduler.schedule(key, self.options.patch_retry_delay)
                 return False
@@ -183,11 +196,15 @@ class Watches:
             self.metrics.set_phase(key, status.get("phase"))
             if is_final(status):
                 self.metrics.observe_completion(watch.server_key, status)
-        for event in events:
-            await self.kube.post_event(watch.ref, event.type, event.reason, event.message, self.clock())
-            self.metrics.observe_event(event.type, event.reason)
-            log.info("%s/%s: %s %s: %s", *key, event.type, event.reason, event.message)
         return True
+
+
+def event_name(watch: Watch, reason: str) -> str:
+    """A name stable across retries of one transition: watch, reason, and the status left behind."""
+    digest = hashlib.sha256(
+        json.dumps([watch.uid, reason, watch.status], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return f"{watch.name[:200]}.{digest}"
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

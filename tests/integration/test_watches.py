@@ -1,0 +1,109 @@
+"""One poll of one watch, in process, against the real API server and the fake Airbyte."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kopf
+import pytest
+from airbyte_watch.airbyte_client import ClientPool
+from airbyte_watch.connections import Connections
+from airbyte_watch.kube_client import KubeClient, KubeError
+from airbyte_watch.watches import Watches
+
+from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.support.cluster import apply, events, get, status_patches, watch_manifest
+from tests.support.controlplane import ControlPlane
+from tests.support.fake_airbyte import RunningFake
+
+pytestmark = pytest.mark.cluster
+
+
+class FlakyKube(KubeClient):
+    """Fails the next `fail_patches` status patches, as an API server having a bad moment."""
+
+    fail_patches = 0
+
+    async def patch_status(self, namespace: str, name: str, patch: Any) -> bool:
+        if self.fail_patches:
+            self.fail_patches -= 1
+            raise KubeError("injected: API server unavailable")
+        return await super().patch_status(namespace, name, patch)
+
+
+@pytest.fixture
+async def setup(  # type: ignore[no-untyped-def]
+    control_plane: ControlPlane, namespace: str, fake_airbyte: RunningFake, monkeypatch: pytest.MonkeyPatch
+):
+    control_plane.kubectl(
+        "-n", namespace, "create", "secret", "generic", "airbyte-default",
+        f"--from-literal=url={fake_airbyte.url}",
+        f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
+    )  # fmt: skip
+
+    def login() -> kopf.ConnectionInfo:
+        return kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())  # type: ignore[return-value]
+
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    kube = FlakyKube(login)
+    clients = ClientPool()
+    watches = Watches(kube=kube, connections=Connections(kube), clients=clients)
+    yield watches, kube
+    await clients.close()
+    await kube.close()
+
+
+def load(plane: ControlPlane, watches: Watches, namespace: str, name: str) -> tuple[str, str]:
+    watches.observe(None, get(plane, namespace, name))
+    return namespace, name
+
+
+async def test_event_exists_once_when_the_status_patch_after_it_fails(
+    control_plane: ControlPlane, namespace: str, fake_airbyte: RunningFake, setup: Any
+) -> None:
+    watches, kube = setup
+    fake_airbyte.fake.add_job(61, [("succeeded", None)], rows=1)
+    assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 61})).returncode == 0
+    key = load(control_plane, watches, namespace, "w")
+    kube.fail_patches = 2
+    await watches.poll(key)  # the event is posted, the patch fails
+    await watches.poll(key)  # again: the same event is refused as a copy, the patch fails
+    assert get(control_plane, namespace, "w")["status"] == {"observedGeneration": -1}
+    await watches.poll(key)  # the patch goes through
+    assert get(control_plane, namespace, "w")["status"]["phase"] == "Succeeded"
+    assert [e["reason"] for e in events(control_plane, namespace, "w")] == ["JobSucceeded"]
+    assert status_patches(control_plane, namespace, "w") == 1
+
+
+async def test_a_watch_deleted_during_its_poll_is_not_written(
+    control_plane: ControlPlane, namespace: str, fake_airbyte: RunningFake, setup: Any
+) -> None:
+    watches, _ = setup
+    fake_airbyte.fake.add_job(62, [("running", None)])
+    assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 62})).returncode == 0
+    key = load(control_plane, watches, namespace, "w")
+    body = get(control_plane, namespace, "w")
+    original = watches.clients.get
+
+    def get_then_delete(config: Any) -> Any:
+        client = original(config)
+        read = client.get_job
+
+        async def read_while_deleted(job_id: int) -> Any:
+            answer = await read(job_id)
+            control_plane.kubectl("-n", namespace, "delete", "airbytejobwatch", "w")
+            watches.observe("DELETED", body)  # what kopf's watch stream reports
+            return answer
+
+        client.get_job = read_while_deleted
+        return client
+
+    watches.clients.get = get_then_delete  # type: ignore[method-assign]
+    await watches.poll(key)
+    assert status_patches(control_plane, namespace, "w") == 0
+    assert events(control_plane, namespace, "w") == []
+    assert not watches.scheduler.is_scheduled(key) and key not in watches.known
+    assert (
+        json.loads(control_plane.kubectl("-n", namespace, "get", "ajw", "-o", "json").stdout)["items"] == []
+    )
