@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test unit lint controlplane bench clean
+.PHONY: demo test unit lint chaos controlplane bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(VENV)/.installed controlplane
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
+
+chaos: $(VENV)/.installed controlplane
+	CHAOS_WATCHES=$${CHAOS_WATCHES:-300} CHAOS_JOB_SECONDS=$${CHAOS_JOB_SECONDS:-40} \
+		$(PY) -m pytest -s -m chaos tests/e2e/test_chaos.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check operator tests

@@ -126,19 +126,19 @@ class KubeClient:
 
     # --- the calls --------------------------------------------------------------------------
 
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> bool:
-        """Merge-patch the status subresource; False if the object is gone."""
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> str | None:
+        """Merge-patch the status subresource; the object's new resourceVersion, None if it is gone."""
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         status, body = await self._request(
             "PATCH", path, body={"status": patch}, content_type="application/merge-patch+json"
         )
         if status == 404:
-            return False
+            return None
         if status >= 300:
             raise KubeError(f"status patch of {namespace}/{name} answered {status}: {_msg(body)}")
         self.status_patches += 1
         self.on_write("status_patch")
-        return True
+        return str(((body or {}).get("metadata") or {}).get("resourceVersion", ""))
 
     async def post_event(
         self,

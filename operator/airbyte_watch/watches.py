@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import datetime
 import hashlib
-import json
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -40,6 +39,7 @@ class Watch:
     generation: int
     spec: dict[str, Any]
     status: dict[str, Any]  # as last written by us (or as found at start)
+    resource_version: str = ""  # of the object whose status we hold; names this state's Events
     failures: int = 0
     deleted: bool = False
     server_key: str | None = None  # the ServerConfig.key it polled last, for metrics labels
@@ -92,6 +92,7 @@ class Watches:
                 generation=int(meta.get("generation", 1)),
                 spec=copy.deepcopy(dict(body.get("spec") or {})),
                 status=copy.deepcopy(dict(body.get("status") or {})),
+                resource_version=str(meta.get("resourceVersion", "")),
             )
             self.known[key] = watch
             self.metrics.set_phase(key, watch.status.get("phase"))
@@ -102,6 +103,7 @@ class Watches:
         if generation != watch.generation:
             watch.generation = generation
             watch.spec = copy.deepcopy(dict(body.get("spec") or {}))
+            watch.resource_version = str(meta.get("resourceVersion", watch.resource_version))
             # Reconcile the edit now, so observedGeneration catches up without waiting out a
             # backoff; a poll in flight picks it up at its end.
             if not self.scheduler.is_running(key):
@@ -168,9 +170,10 @@ class Watches:
     async def _write(self, watch: Watch, status: dict[str, Any], events: tuple[Event, ...]) -> bool:
         """Post the events, then patch what changed; False if nothing more is to be done.
 
-        Each Event's name is derived from the watch, the reason and the status it moves away
-        from. A crash or a failed patch leaves that status in place, so the retry derives the
-        same names, the API server refuses the copies, and every Event exists exactly once.
+        Each Event's name is derived from the watch, the reason and the version of the object it
+        moves away from. A crash or a failed patch leaves that version in place, so the retry
+        derives the same names, the API server refuses the copies, and every Event exists
+        exactly once; a later transition starts from a newer version, so it gets new names.
         """
         key = (watch.namespace, watch.name)
         if watch.deleted:
@@ -184,15 +187,15 @@ class Watches:
         patch = merge_patch(watch.status, status)
         if patch:
             try:
-                alive = await self.kube.patch_status(watch.namespace, watch.name, patch)
+                version = await self.kube.patch_status(watch.namespace, watch.name, patch)
             except KubeError as exc:
                 log.warning("Status of %s/%s not written (%s); retrying", *key, exc)
                 self.scheduler.schedule(key, self.options.patch_retry_delay)
                 return False
-            if not alive:
+            if version is None:
                 self.forget(key)
                 return False
-            watch.status = status
+            watch.status, watch.resource_version = status, version
             self.metrics.set_phase(key, status.get("phase"))
             if is_final(status):
                 self.metrics.observe_completion(watch.server_key, status)
@@ -200,10 +203,8 @@ class Watches:
 
 
 def event_name(watch: Watch, reason: str) -> str:
-    """A name stable across retries of one transition: watch, reason, and the status left behind."""
-    digest = hashlib.sha256(
-        json.dumps([watch.uid, reason, watch.status], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    """A name stable across retries of one transition: watch, reason, and the version left behind."""
+    digest = hashlib.sha256(f"{watch.uid}/{watch.resource_version}/{reason}".encode()).hexdigest()[:16]
     return f"{watch.name[:200]}.{digest}"
 
 

@@ -15,7 +15,7 @@ from airbyte_watch.watches import Watches
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.cluster import apply, events, get, status_patches, watch_manifest
 from tests.support.controlplane import ControlPlane
-from tests.support.fake_airbyte import RunningFake
+from tests.support.fake_airbyte import Fault, RunningFake
 
 pytestmark = pytest.mark.cluster
 
@@ -107,3 +107,20 @@ async def test_a_watch_deleted_during_its_poll_is_not_written(
     assert (
         json.loads(control_plane.kubectl("-n", namespace, "get", "ajw", "-o", "json").stdout)["items"] == []
     )
+
+
+async def test_each_outage_is_announced_even_when_the_status_returns_to_the_same(
+    control_plane: ControlPlane, namespace: str, fake_airbyte: RunningFake, setup: Any
+) -> None:
+    watches, _ = setup
+    fake_airbyte.fake.add_job(63, [("running", None)])
+    assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 63})).returncode == 0
+    key = load(control_plane, watches, namespace, "w")
+    await watches.poll(key)
+    for _ in range(2):  # running -> outage -> running, twice: the same statuses recur
+        fake_airbyte.fake.inject(Fault(503, "{}", path_contains="/jobs/63"))
+        await watches.poll(key)
+        await watches.poll(key)
+    assert [e["reason"] for e in events(control_plane, namespace, "w")] == [
+        "JobRunning", "AirbyteUnreachable", "AirbyteReachable", "AirbyteUnreachable", "AirbyteReachable",
+    ]  # fmt: skip

@@ -17,9 +17,9 @@ import datetime
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -275,11 +275,11 @@ class FakeAirbyte:
         return web.json_response(job.as_response(status))
 
 
-class RunningFake:
-    """A FakeAirbyte served on a loopback port from a background thread."""
+class BackgroundServer:
+    """An aiohttp app served on a loopback port from a background thread with its own loop."""
 
-    def __init__(self, fake: FakeAirbyte, port: int = 0, ssl_context: Any = None) -> None:
-        self.fake = fake
+    def __init__(self, app: Callable[[], web.Application], port: int = 0, ssl_context: Any = None) -> None:
+        self._app = app
         self._port = port
         self._ssl = ssl_context
         self._loop = asyncio.new_event_loop()
@@ -288,17 +288,16 @@ class RunningFake:
         self.port = 0
 
     @property
-    def url(self) -> str:
-        scheme = "https" if self._ssl else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{self.fake.prefix}"
+    def base(self) -> str:
+        return f"{'https' if self._ssl else 'http'}://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> RunningFake:
+    def __enter__(self) -> Self:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.fake.app(), access_log=None)
+        self._runner = web.AppRunner(self._app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port, ssl_context=self._ssl)
         await site.start()
@@ -309,6 +308,18 @@ class RunningFake:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+class RunningFake(BackgroundServer):
+    """A FakeAirbyte served on a loopback port from a background thread."""
+
+    def __init__(self, fake: FakeAirbyte, port: int = 0, ssl_context: Any = None) -> None:
+        super().__init__(fake.app, port, ssl_context)
+        self.fake = fake
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}{self.fake.prefix}"
 
 
 DEMO_JOBS: dict[int, list[Step]] = {
