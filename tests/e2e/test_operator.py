@@ -218,3 +218,20 @@ def test_deleting_a_watch_stops_its_polls(
     time.sleep(2.5)
     assert fake_airbyte.fake.job_gets(19) == polls
     assert "Traceback" not in operator.output
+
+
+def test_queued_and_incomplete_keep_waiting_with_their_reasons(
+    control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake, airbyte_secret: str
+) -> None:
+    fake_airbyte.fake.add_job(20, [("queued", 4), ("incomplete", 4), ("running", 1), ("succeeded", None)])
+    create(control_plane, op_namespace, "w", jobId=20)
+    reconciling = "jsonpath={.status.conditions[?(@.type=='Reconciling')].reason}="
+    wait_for(control_plane, op_namespace, "w", reconciling + "JobQueued")
+    obj = get(control_plane, op_namespace, "w")
+    assert obj["status"]["phase"] == "Pending" and condition(obj, "Ready")["status"] == "Unknown"
+    wait_for(control_plane, op_namespace, "w", reconciling + "JobIncomplete")
+    obj = get(control_plane, op_namespace, "w")
+    assert obj["status"]["phase"] == "Running" and condition(obj, "Stalled") is None
+    wait_for(control_plane, op_namespace, "w", "condition=Ready")
+    # incomplete counts as running: JobRunning once, on entering it.
+    assert eventually(lambda: reasons(control_plane, op_namespace, "w") == ["JobRunning", "JobSucceeded"])

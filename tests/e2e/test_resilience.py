@@ -21,7 +21,7 @@ from tests.support.cluster import (
     wait_for,
     watch_manifest,
 )
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane, running
 from tests.support.fake_airbyte import Fault, RunningFake, Step
 
 pytestmark = pytest.mark.cluster
@@ -160,3 +160,61 @@ def test_many_watches_on_one_server_share_one_token(
         wait_for(control_plane, ns, f"w{i}", "condition=Ready")
     tokens = [r for r in fake_airbyte.fake.requests if r.path.endswith("/applications/token")]
     assert len(tokens) == 1
+
+
+def test_api_server_restart_drops_watch_streams_and_nothing_is_lost(
+    fake_airbyte: RunningFake, tmp_path: Path
+) -> None:
+    with running() as plane:  # its own control plane: this test kills the API server
+        ns = "restarts"
+        plane.kubectl("create", "namespace", ns)
+        plane.kubectl(
+            "-n", ns, "create", "secret", "generic", "airbyte-default",
+            f"--from-literal=url={fake_airbyte.url}",
+            f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
+        )  # fmt: skip
+        fake_airbyte.fake.add_job(
+            37, [Step("running", polls=1), Step("running", seconds=8), Step("succeeded")]
+        )
+        create(plane, ns, "survivor", jobId=37)
+        operator = OperatorProcess(plane, tmp_path / "operator.log", ["--namespace", ns])
+        operator.start()
+        try:
+            wait_for(plane, ns, "survivor", "jsonpath={.status.phase}=Running")
+            plane.restart_apiserver(down_for=3)  # polls meanwhile find no API server to write to
+            wait_for(plane, ns, "survivor", "condition=Ready", timeout=60)
+            create(plane, ns, "newcomer", jobId=37)  # seen through the re-established watch
+            wait_for(plane, ns, "newcomer", "condition=Ready", timeout=30)
+        finally:
+            operator.stop()
+        assert reasons(plane, ns, "survivor") == ["JobRunning", "JobSucceeded"]
+        assert operator.proc is not None and operator.proc.returncode in (0, -15)
+
+
+def test_request_budget_per_server_holds_with_many_watches(
+    control_plane: ControlPlane, own_namespace: str, fake_airbyte: RunningFake, tmp_path: Path
+) -> None:
+    ns, rate = own_namespace, 5
+    items = []
+    for i in range(40):
+        fake_airbyte.fake.add_job(2000 + i, [("running", None)])
+        items.append(json.loads(watch_manifest(f"w{i}", {"jobId": 2000 + i, "pollInterval": "1s"})))
+    assert (
+        apply(control_plane, ns, json.dumps({"apiVersion": "v1", "kind": "List", "items": items})).returncode
+        == 0
+    )
+    args = ["--namespace", ns, f"--max-requests-per-second={rate}", "--startup-spread=0.1"]
+    operator = OperatorProcess(control_plane, tmp_path / "operator.log", args)
+    operator.start()
+    try:
+        time.sleep(8)
+    finally:
+        operator.stop()
+    times = sorted(r.at for r in fake_airbyte.fake.requests)
+    assert len(times) > 20, "the watches polled"
+    # Forty watches want 40 requests a second; the budget lets through `rate` (plus one burst).
+    for i, start in enumerate(times):
+        in_window = sum(1 for t in times[i:] if t - start < 2.0)
+        assert in_window <= 2 * rate + rate + 1, f"{in_window} requests within 2s"
+    spread = times[-1] - times[0]
+    assert len(times) <= rate * spread + rate + 1

@@ -201,10 +201,19 @@ class ControlPlane:
         self._wait_ready(timeout)
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         self._procs.append(
             subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         )
+
+    def restart_apiserver(self, down_for: float = 0.0, timeout: float = 60.0) -> None:
+        """Kill kube-apiserver (SIGKILL) and start it again on the same port: every watch drops."""
+        old = self._procs.pop()
+        old.kill()
+        old.wait()
+        time.sleep(down_for)
+        self._spawn("kube-apiserver", [str(a) for a in old.args])  # type: ignore[union-attr]
+        self._wait_ready(timeout)
 
     def _write_kubeconfig(self) -> None:
         config = {
