@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test unit lint chaos controlplane bench clean
+.PHONY: demo test unit lint chaos cluster controlplane bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml
 
 controlplane:
 	bash tests/controlplane/build.sh
+
+cluster: $(VENV)/.installed controlplane
+	$(PY) -m tests.support.controlplane
 
 demo: $(VENV)/.installed controlplane
 	$(PY) -m tests.support.demo
