@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 
 controlplane:
 	bash tests/controlplane/build.sh
+	bash tests/consumers/build.sh
 
 cluster: $(VENV)/.installed controlplane
 	$(PY) -m tests.support.controlplane
