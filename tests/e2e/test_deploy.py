@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from airbyte_watch.metrics import Metrics
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.cluster import OperatorProcess, apply, get, reasons, wait_for, watch_manifest
@@ -26,7 +30,7 @@ def deployed(control_plane: ControlPlane) -> str:
 def test_rendered_deployment_is_locked_down(deployed: str) -> None:
     docs = {d["kind"]: d for d in yaml.safe_load_all(deployed)}
     assert set(docs) >= {"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole",
-                         "ClusterRoleBinding", "Deployment"}  # fmt: skip
+                         "ClusterRoleBinding", "Deployment", "Service"}  # fmt: skip
     deployment = docs["Deployment"]["spec"]
     assert deployment["strategy"]["type"] == "Recreate"
     pod = deployment["template"]["spec"]
@@ -88,3 +92,48 @@ def test_operator_works_with_only_the_deployed_rbac(
     finally:
         operator.stop()
     assert "Traceback" not in operator.output
+
+
+def test_every_rendered_manifest_validates_against_kubernetes_schemas(deployed: str, tmp_path: Path) -> None:
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(deployed)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", "-k", "1.36.0", str(rendered)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("passed for resource") == len(list(yaml.safe_load_all(deployed)))
+
+
+def test_server_side_dry_run_accepts_the_manifests(control_plane: ControlPlane, deployed: str) -> None:
+    done = control_plane.kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server",
+                                 "-f", "-", input=deployed, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "serverside-applied (server dry run)" in done.stdout
+
+
+def test_deployment_probes_and_metrics_service(deployed: str) -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all(deployed)}
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--metrics-port=8080" in container["args"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert docs["Service"]["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def test_alert_rules_read_metrics_the_operator_exports(control_plane: ControlPlane) -> None:
+    rendered = control_plane.kubectl("kustomize", str(ROOT / "deploy" / "monitoring")).stdout
+    docs = {d["kind"]: d for d in yaml.safe_load_all(rendered)}
+    assert docs["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "metrics"
+    exported = {m.name for m in Metrics().registry.collect()}
+    exported |= {f"{name}_total" for name in exported}
+    rules = [r for g in docs["PrometheusRule"]["spec"]["groups"] for r in g["rules"]]
+    assert {r["alert"] for r in rules} >= {"AirbyteJobWatchFailed", "AirbyteUnreachable"}
+    for rule in rules:
+        for name in re.findall(r"\b(airbyte_watch_[a-z_]+)", rule["expr"]):
+            assert name in exported, f"{rule['alert']} reads {name}, which is not exported"
+    failed = next(r for r in rules if r["alert"] == "AirbyteJobWatchFailed")["expr"]
+    for reason in ("JobFailed", "JobCancelled", "TimedOut", "JobNotFound", "UnknownJobStatus"):
+        assert reason in failed
+    unreachable = next(r for r in rules if r["alert"] == "AirbyteUnreachable")
+    assert unreachable["for"] == "10m"
