@@ -133,3 +133,20 @@ def test_argocd_health_test_yaml(case: dict[str, Any]) -> None:
 def test_every_testdata_file_is_in_health_test_yaml() -> None:
     listed = {c["inputPath"] for c in argocd_cases()}
     assert listed == {f"testdata/{p.name}" for p in (ARGOCD / "testdata").glob("*.yaml")}
+
+
+def test_argocd_cm_patch_carries_the_same_script() -> None:
+    patch = yaml.safe_load((ROOT / "deploy" / "argocd" / "argocd-cm-patch.yaml").read_text())
+    script = patch["data"]["resource.customizations.health.airbyte.watch_AirbyteJobWatch"]
+    assert script == (ARGOCD / "health.lua").read_text()
+
+
+def test_readme_snippets_are_the_tested_files() -> None:
+    readme = (ROOT / "README.md").read_text()
+    workflow = (EXAMPLES / "argo-workflow.yaml").read_text()
+    start = workflow.index("    - name: wait-for-airbyte-job")
+    step = workflow[start : workflow.index("    - name: report")]
+    assert step in readme, "the README's Argo step is the example's"
+    flux = (EXAMPLES / "flux-kustomization.yaml").read_text()
+    assert flux[flux.index("  healthCheckExprs:") :] in readme, "the README's CEL is the example's"
+    assert "--patch-file deploy/argocd/argocd-cm-patch.yaml" in readme
