@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.cluster import OperatorProcess, apply, eventually, wait_for, watch_manifest
-from tests.support.controlplane import ControlPlane, free_port
+from tests.support.controlplane import ControlPlane, free_port, running
 from tests.support.fake_airbyte import Fault, RunningFake
 
 pytestmark = pytest.mark.cluster
@@ -84,3 +84,18 @@ def test_metrics_and_probes(
     # Labels are bounded: no job ids, watch names or namespaces.
     assert "518273" not in metrics and "529384" not in metrics
     assert namespace not in metrics
+
+
+def test_not_ready_until_the_watches_are_listed(tmp_path: Path) -> None:
+    with running(with_crds=False) as plane:  # no CRD yet: the operator cannot list watches
+        port = free_port()
+        operator = OperatorProcess(plane, tmp_path / "op.log", [f"--metrics-port={port}"])
+        operator.start()
+        try:
+            eventually(lambda: fetch(port, "/healthz")[0] == 200, timeout=30)
+            assert fetch(port, "/readyz")[0] == 503
+            plane.apply_crds()
+            eventually(lambda: fetch(port, "/readyz")[0] == 200, timeout=30)
+        finally:
+            operator.stop()
+        assert "Waiting for the airbyte.watch/v1alpha1 CRD" in operator.output
