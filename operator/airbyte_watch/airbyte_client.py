@@ -22,6 +22,7 @@ from .server_config import ServerConfig
 
 log = logging.getLogger(__name__)
 
+USER_AGENT = "airbyte-watch/0.1.0"
 TOKEN_REFRESH_MARGIN = 60.0  # refresh this long before expires_in runs out, as Airbyte's SDK does
 
 
@@ -32,8 +33,10 @@ class _AuthRejected(Exception):
 class AirbyteClient:
     def __init__(self, config: ServerConfig, request_timeout: float = 15.0,
                  limiter: RateLimiter | None = None,
-                 on_token_fetch: Callable[[str], None] = lambda host: None) -> None:  # fmt: skip
+                 on_token_fetch: Callable[[str], None] = lambda host: None,
+                 user_agent: str = USER_AGENT) -> None:  # fmt: skip
         self.config = config
+        self.user_agent = user_agent
         self._limiter = limiter
         self._on_token_fetch = on_token_fetch
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
@@ -55,7 +58,10 @@ class AirbyteClient:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=64, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, raise_for_status=False
+                connector=connector,
+                timeout=self._timeout,
+                raise_for_status=False,
+                headers={"User-Agent": self.user_agent},
             )
         return self._session
 
@@ -245,7 +251,9 @@ class ClientPool:
     one request budget per server host, shared by all its clients."""
 
     def __init__(self, request_timeout: float = 15.0, max_requests_per_second: float = 100.0,
-                 on_token_fetch: Callable[[str], None] = lambda host: None) -> None:  # fmt: skip
+                 on_token_fetch: Callable[[str], None] = lambda host: None,
+                 user_agent: str = USER_AGENT) -> None:  # fmt: skip
+        self._user_agent = user_agent
         self._clients: dict[str, AirbyteClient] = {}
         self._limiters: dict[str, RateLimiter] = {}
         self._request_timeout = request_timeout
@@ -259,7 +267,7 @@ class ClientPool:
             if limiter is None:
                 limiter = self._limiters[config.host] = RateLimiter(self._rate, burst=self._rate)
             client = self._clients[config.key] = AirbyteClient(
-                config, self._request_timeout, limiter, self._on_token_fetch
+                config, self._request_timeout, limiter, self._on_token_fetch, self._user_agent
             )
         return client
 

@@ -9,17 +9,19 @@ import fnmatch
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
 import kopf
 
-from .airbyte_client import ClientPool
+from .airbyte_client import USER_AGENT, ClientPool
 from .connections import Connections
 from .endpoints import build_app, serve
 from .handlers import build_registry
 from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
+from .sharding import Shard, ordinal_of
 from .watches import Options, Watches
 
 log = logging.getLogger("airbyte_watch")
@@ -62,6 +64,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds for one Airbyte API request (default: %(default)s)",
     )
     run.add_argument(
+        "--shard-count",
+        type=int,
+        default=1,
+        help="split the watches among this many replicas by a stable hash (default: %(default)s)",
+    )
+    run.add_argument(
+        "--shard-index",
+        type=int,
+        default=None,
+        help="this replica's shard, 0..count-1 (default: the ordinal of a StatefulSet pod's name)",
+    )
+    run.add_argument(
         "--metrics-port",
         type=int,
         default=None,
@@ -92,14 +106,23 @@ def login() -> kopf.ConnectionInfo:
     return info
 
 
+def shard_of(args: argparse.Namespace) -> Shard:
+    if args.shard_count == 1:
+        return Shard()
+    index = args.shard_index if args.shard_index is not None else ordinal_of(socket.gethostname())
+    return Shard(index, args.shard_count)
+
+
 async def run(args: argparse.Namespace) -> None:
+    shard = shard_of(args)
     metrics = Metrics()
-    kube = KubeClient(login)
+    kube = KubeClient(login, instance=f"{socket.gethostname()}/shard-{shard.index}")
     kube.on_write = metrics.observe_write
     clients = ClientPool(
         request_timeout=args.request_timeout,
         max_requests_per_second=args.max_requests_per_second,
         on_token_fetch=lambda host: metrics.token_fetches.labels(host).inc(),
+        user_agent=f"{USER_AGENT} (shard {shard})",
     )
     watches = Watches(
         kube=kube,
@@ -109,6 +132,7 @@ async def run(args: argparse.Namespace) -> None:
             default_server_secret=args.default_server_secret,
             startup_spread=args.startup_spread,
             concurrency=args.concurrency,
+            shard=shard,
         ),
         metrics=metrics,
     )
@@ -140,8 +164,9 @@ async def run(args: argparse.Namespace) -> None:
     scheduler = asyncio.create_task(watches.scheduler.run())
     tasks.extend((operator, scheduler))
     log.info(
-        "airbyte-watch started with %d watches (%s)",
+        "airbyte-watch started with %d watches (shard %s, %s)",
         len(watches.known),
+        shard,
         "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
     )
     try:

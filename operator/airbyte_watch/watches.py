@@ -24,6 +24,7 @@ from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .server_config import ServerConfig
+from .sharding import Shard
 from .spec import InvalidSpec, parse_spec
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Options:
     startup_spread: float = 5.0  # first polls are spread over this many seconds, at most
     patch_retry_delay: float = 5.0
     concurrency: int = 64  # polls in flight at once
+    shard: Shard = field(default_factory=Shard)
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Watches:
         if event_type == "DELETED" or meta.get("deletionTimestamp"):
             self.forget(key)
             return
+        if not self.options.shard.owns(meta.get("uid", "")):
+            return  # another replica's watch
         watch = self.known.get(key)
         if watch is not None and watch.uid != meta.get("uid"):
             self.forget(key)  # deleted and re-created under the same name

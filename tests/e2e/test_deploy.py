@@ -137,3 +137,23 @@ def test_alert_rules_read_metrics_the_operator_exports(control_plane: ControlPla
         assert reason in failed
     unreachable = next(r for r in rules if r["alert"] == "AirbyteUnreachable")
     assert unreachable["for"] == "10m"
+
+
+def test_sharded_variant_renders_validates_and_matches_replicas(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    rendered = control_plane.kubectl("kustomize", str(ROOT / "deploy" / "sharded")).stdout
+    docs = {d["kind"]: d for d in yaml.safe_load_all(rendered)}
+    assert "Deployment" not in docs, "one operator kind at a time"
+    sts = docs["StatefulSet"]["spec"]
+    args = sts["template"]["spec"]["containers"][0]["args"]
+    assert f"--shard-count={sts['replicas']}" in args
+    assert sts["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    path = tmp_path / "sharded.yaml"
+    path.write_text(rendered)
+    validate = str(Path(sys.executable).parent / "kubernetes-validate")
+    done = subprocess.run([validate, "--strict", "-k", "1.36.0", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    dry = control_plane.kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-",
+                                input=rendered, check=False)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr

@@ -14,6 +14,7 @@ from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.cluster import (
     OperatorProcess,
     apply,
+    events,
     eventually,
     get,
     reasons,
@@ -218,3 +219,48 @@ def test_request_budget_per_server_holds_with_many_watches(
         assert in_window <= 2 * rate + rate + 1, f"{in_window} requests within 2s"
     spread = times[-1] - times[0]
     assert len(times) <= rate * spread + rate + 1
+
+
+def test_two_shards_handle_every_watch_exactly_once_also_across_a_restart(
+    control_plane: ControlPlane, own_namespace: str, fake_airbyte: RunningFake, tmp_path: Path
+) -> None:
+    ns = own_namespace
+    items = []
+    for i in range(24):
+        steps = [Step("running", polls=1), Step("running", seconds=4), Step("succeeded")]
+        fake_airbyte.fake.add_job(3000 + i, steps)
+        items.append(json.loads(watch_manifest(f"w{i}", {"jobId": 3000 + i, "pollInterval": "1s"})))
+    assert (
+        apply(control_plane, ns, json.dumps({"apiVersion": "v1", "kind": "List", "items": items})).returncode
+        == 0
+    )
+    shards = [
+        OperatorProcess(control_plane, tmp_path / f"shard{i}.log",
+                        ["--namespace", ns, "--shard-count=2", f"--shard-index={i}", "--startup-spread=0.2"])
+        for i in range(2)
+    ]  # fmt: skip
+    for shard in shards:
+        shard.start()
+    try:
+        time.sleep(2)
+        shards[1].kill()  # one shard dies mid-watch and comes back
+        time.sleep(1)
+        shards[1].start()
+        for i in range(24):
+            wait_for(control_plane, ns, f"w{i}", "condition=Ready", timeout=40)
+    finally:
+        for shard in shards:
+            shard.stop()
+    pollers: dict[int, set[str]] = {}
+    for r in fake_airbyte.fake.requests:
+        if r.method == "GET" and "/jobs/" in r.path:
+            pollers.setdefault(int(r.path.rsplit("/", 1)[1]), set()).add(r.user_agent)
+    assert len(pollers) == 24
+    assert all(len(agents) == 1 for agents in pollers.values()), pollers
+    assert {next(iter(a)) for a in pollers.values()} == {
+        "airbyte-watch/0.1.0 (shard 0/2)", "airbyte-watch/0.1.0 (shard 1/2)",
+    }  # fmt: skip
+    for i in range(24):
+        posted = events(control_plane, ns, f"w{i}")
+        assert [e["reason"] for e in posted] == ["JobRunning", "JobSucceeded"]
+        assert len({e["reportingInstance"] for e in posted}) == 1

@@ -100,6 +100,7 @@ class Recorded:
     path: str
     authorization: str | None
     at: float
+    user_agent: str = ""
 
 
 def problem(status: int, title: str, detail: str, data: dict[str, Any] | None = None) -> web.Response:
@@ -181,8 +182,9 @@ class FakeAirbyte:
     async def _record_and_fault(self, request: web.Request, handler: Any) -> web.StreamResponse:
         with self.lock:
             self.requests.append(
-                Recorded(request.method, request.path, request.headers.get("Authorization"), time.monotonic())
-            )
+                Recorded(request.method, request.path, request.headers.get("Authorization"),
+                         time.monotonic(), request.headers.get("User-Agent", ""))
+            )  # fmt: skip
             fault = next((f for f in self.faults if f.path_contains in request.path), None)
             if fault is not None:
                 fault.count -= 1
