@@ -31,9 +31,12 @@ chaos: $(VENV)/.installed controlplane
 	CHAOS_WATCHES=$${CHAOS_WATCHES:-300} CHAOS_JOB_SECONDS=$${CHAOS_JOB_SECONDS:-40} \
 		$(PY) -m pytest -s -m chaos tests/e2e/test_chaos.py
 
+bench: $(VENV)/.installed controlplane
+	$(PY) -m bench.run $(if $(N),$(foreach n,$(N),--n $(n)),--n 1000 --n 10000)
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

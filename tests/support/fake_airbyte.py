@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import base64
 import datetime
+import json
 import secrets
 import threading
 import time
@@ -31,6 +32,7 @@ class Step:
     status: str
     polls: int | None = None  # served for this many GETs, then the next step; None = forever
     seconds: float | None = None  # or for this long since the step began
+    until: float | None = None  # or until this wall-clock time (epoch seconds)
 
 
 @dataclass
@@ -45,7 +47,9 @@ class FakeJob:
     _index: int = 0
     _served: int = 0
     _step_began: float = field(default_factory=time.monotonic)
-    final_at: float | None = None  # monotonic time the job first reported a final status
+    final_at: float | None = None  # wall-clock time the job first reported a final status
+    first_get: float | None = None  # wall-clock time of the first GET
+    gets: int = 0
 
     def current(self) -> str:
         """The status for this GET, advancing the script."""
@@ -53,13 +57,17 @@ class FakeJob:
             step = self.steps[self._index]
             done_by_polls = step.polls is not None and self._served >= step.polls
             done_by_time = step.seconds is not None and time.monotonic() - self._step_began >= step.seconds
-            if not (done_by_polls or done_by_time):
+            done_by_clock = step.until is not None and time.time() >= step.until
+            if not (done_by_polls or done_by_time or done_by_clock):
                 break
             self._index, self._served, self._step_began = self._index + 1, 0, time.monotonic()
         self._served += 1
+        self.gets += 1
+        if self.first_get is None:
+            self.first_get = time.time()
         status = self.steps[self._index].status
         if status in ("succeeded", "failed", "cancelled") and self.final_at is None:
-            self.final_at = time.monotonic()
+            self.final_at = time.time()
         return status
 
     def as_response(self, status: str) -> dict[str, Any]:
@@ -176,6 +184,7 @@ class FakeAirbyte:
         app.router.add_post(f"{self.prefix}/applications/token", self._token)
         app.router.add_get(f"{self.prefix}/jobs/{{job_id}}", self._get_job)
         app.router.add_get(f"{self.prefix}/health", self._health)
+        app.router.add_get("/_fake/stats", self._stats)
         return app
 
     @web.middleware
@@ -212,6 +221,16 @@ class FakeAirbyte:
             headers=fault.headers,
             content_type="application/json",
         )
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """Per-job poll counts and times, for the benchmark (which runs this in its own process)."""
+        with self.lock:
+            jobs = {
+                str(j.job_id): {"gets": j.gets, "firstGet": j.first_get, "finalSeen": j.final_at}
+                for j in self.jobs.values()
+            }
+            total = len(self.requests)
+        return web.json_response({"requests": total, "jobs": jobs})
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="Successful operation")
@@ -339,8 +358,17 @@ def main() -> None:
     parser.add_argument("--client-id")
     parser.add_argument("--client-secret")
     parser.add_argument("--demo", action="store_true", help="serve the demo's scripted jobs")
+    parser.add_argument(
+        "--jobs-file",
+        help='JSON list of {"id": N, "finishAt": epoch, "final": "succeeded"}: running until then',
+    )
     args = parser.parse_args()
     fake = FakeAirbyte(args.prefix, client_id=args.client_id, client_secret=args.client_secret)
+    if args.jobs_file:
+        with open(args.jobs_file) as f:
+            for job in json.load(f):
+                steps = [Step("running", until=job["finishAt"]), Step(job.get("final", "succeeded"))]
+                fake.add_job(job["id"], steps, rows=job.get("rows", 0))
     if args.demo:
         for job_id, steps in DEMO_JOBS.items():
             fake.add_job(job_id, steps, rows=1000 * job_id, bytes_=65536 * job_id)
