@@ -44,8 +44,9 @@ def build_registry(watches: Watches, login: Any, scan: bool = False) -> kopf.Ope
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
         return login()
 
+    # Async, so kopf calls it in its loop: a sync handler would cost a thread hop per event.
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def observe(event: Any, body: kopf.Body, **_: Any) -> None:
+    async def observe(event: Any, body: kopf.Body, **_: Any) -> None:
         watches.observe(event.get("type"), body)
 
     return registry

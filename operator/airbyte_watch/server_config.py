@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ssl
 from collections.abc import Mapping
@@ -41,7 +42,7 @@ class ServerConfig:
     def token_endpoint(self) -> str:
         return self.token_url or f"{self.url}/applications/token"
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Identifies one server + credentials, for sharing sessions and tokens; a hash, not a secret."""
         digest = hashlib.sha256()
@@ -60,7 +61,7 @@ class ServerConfig:
             digest.update((part or "").encode() + b"\0")
         return digest.hexdigest()[:16]
 
-    @property
+    @functools.cached_property
     def host(self) -> str:
         """The server's host:port, a bounded label for metrics and logs."""
         return urlsplit(self.url).netloc
