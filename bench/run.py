@@ -78,7 +78,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_one(
-    n: int, interval: float, job_min: float, job_max: float, budget: float, seed: int
+    n: int, interval: float, job_min: float, job_max: float, budget: float, spread: float, seed: int
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     with running() as plane, tempfile.TemporaryDirectory(prefix="ajw-bench-") as tmp:
@@ -115,7 +115,7 @@ def run_one(
 
         operator = OperatorProcess(plane, folder / "operator.log", [
             "--namespace", NS, f"--max-requests-per-second={budget:g}", "--concurrency=256",
-            f"--startup-spread={interval * 0.8:g}",
+            f"--startup-spread={spread:g}",
         ])  # fmt: skip
         writes_before = len(plane.audit(NS))
         started = time.time()
@@ -222,6 +222,7 @@ def run_one(
         "airbyte_requests_minimum_per_watch": round(minimum_gets / n, 2),
         "cold_start_s": round(cold_start, 1) if cold_start is not None else None,
         "budget_rps": budget,
+        "startup_spread_s": spread,
         "watches_final": len(last_patch),
     }
 
@@ -269,9 +270,10 @@ def main() -> None:
     parser.add_argument("--job-min", type=float, default=60.0, help="earliest job end, seconds")
     parser.add_argument("--job-max", type=float, default=180.0, help="latest job end, seconds")
     parser.add_argument("--budget", type=float, default=600.0, help="--max-requests-per-second")
+    parser.add_argument("--spread", type=float, default=15.0, help="--startup-spread, seconds")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    results = [run_one(n, args.interval, args.job_min, args.job_max, args.budget, args.seed)
+    results = [run_one(n, args.interval, args.job_min, args.job_max, args.budget, args.spread, args.seed)
                for n in (args.n or [1000])]  # fmt: skip
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\nairbyte-watch benchmark ({machine})\n")

@@ -18,6 +18,17 @@ from .watches import Watches
 PREFIX = GROUP  # kopf's own bookkeeping, if it ever writes any, lives under our prefix
 
 
+class UnusedDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf deep-copies every object on every event to detect changes for change handlers.
+
+    None is registered, so nothing reads that copy: skipping it was a fifth of the
+    operator's CPU at a cold start with 10,000 watches (profiled with py-spy).
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return {}
+
+
 def build_registry(watches: Watches, login: Any, scan: bool = False) -> kopf.OperatorRegistry:
     """`scan`: watch namespaces and CRDs (needed for namespace globs; needs more RBAC)."""
     registry = kopf.OperatorRegistry()
@@ -25,7 +36,7 @@ def build_registry(watches: Watches, login: Any, scan: bool = False) -> kopf.Ope
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        settings.persistence.diffbase_storage = UnusedDiffBase(
             prefix=PREFIX, key="last-handled-configuration"
         )
         settings.persistence.finalizer = f"{PREFIX}/finalizer"

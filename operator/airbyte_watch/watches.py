@@ -43,7 +43,7 @@ class Watch:
     resource_version: str = ""  # of the object whose status we hold; names this state's Events
     failures: int = 0
     deleted: bool = False
-    server_key: str | None = None  # the ServerConfig.key it polled last, for metrics labels
+    server: str | None = None  # host of the Airbyte server it polled last, a metrics label
 
     @property
     def ref(self) -> dict[str, Any]:
@@ -75,8 +75,11 @@ class Watches:
 
     # --- kept in sync by kopf ---------------------------------------------------------------
 
-    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Every watch event of every AirbyteJobWatch lands here."""
+    def observe(self, event_type: str | None, body: Mapping[str, Any], owned: bool = False) -> None:
+        """Every watch event of every AirbyteJobWatch lands here.
+
+        `owned`: the body is ours to keep (read by us, not a view into kopf's event).
+        """
         meta = body.get("metadata") or {}
         key: Key = (meta.get("namespace", ""), meta.get("name", ""))
         if event_type == "DELETED" or meta.get("deletionTimestamp"):
@@ -94,8 +97,8 @@ class Watches:
                 name=key[1],
                 uid=meta.get("uid", ""),
                 generation=int(meta.get("generation", 1)),
-                spec=copy.deepcopy(dict(body.get("spec") or {})),
-                status=copy.deepcopy(dict(body.get("status") or {})),
+                spec=_keep(body.get("spec"), owned),
+                status=_keep(body.get("status"), owned),
                 resource_version=str(meta.get("resourceVersion", "")),
             )
             self.known[key] = watch
@@ -147,7 +150,7 @@ class Watches:
             return
         config = await self.connections.resolve(watch.namespace, spec.server_secret)
         if isinstance(config, ServerConfig):
-            watch.server_key = config.host
+            watch.server = config.host
             started = self.clock()
             answer = await self.clients.get(config).get_job(spec.job_id)
             self.metrics.observe_poll(config.host, answer, (self.clock() - started).total_seconds())
@@ -199,10 +202,11 @@ class Watches:
             if version is None:
                 self.forget(key)
                 return False
+            finished = is_final(status) and not is_final(watch.status)
             watch.status, watch.resource_version = status, version
             self.metrics.set_phase(key, status.get("phase"))
-            if is_final(status):
-                self.metrics.observe_completion(watch.server_key, status)
+            if finished:
+                self.metrics.observe_completion(watch.server, status)
         return True
 
 
@@ -217,6 +221,10 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
     patch.update({k: None for k in old if k not in new})
     return patch
+
+
+def _keep(value: Any, owned: bool) -> dict[str, Any]:
+    return dict(value or {}) if owned else copy.deepcopy(dict(value or {}))
 
 
 def _interval_hint(spec: Mapping[str, Any]) -> float:
