@@ -124,20 +124,39 @@ class AirbyteClient:
     # --- calls ------------------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> at.Job | at.Problem:
-        """GET /jobs/{id}; a 401 with client credentials re-fetches the token once."""
+        """GET /jobs/{id}."""
+        answer = await self._call("GET", f"/jobs/{job_id}", job_read=True)
+        return answer if isinstance(answer, at.Problem) else _parse_job(answer, job_id)
+
+    async def cancel_job(self, job_id: int) -> str | at.Problem:
+        """DELETE /jobs/{id}: "cancelled", or "finished" when Airbyte says it is not running (409).
+
+        Airbyte cancels whatever its connection runs now, so callers read the job first and
+        cancel only a job they saw still running.
+        """
+        answer = await self._call("DELETE", f"/jobs/{job_id}", job_read=False)
+        if isinstance(answer, at.Problem):
+            return "finished" if answer.kind == at.CONFLICT else answer
+        return "cancelled"
+
+    async def _call(self, method: str, path: str, job_read: bool) -> str | at.Problem:
+        """One API call's body, or the Problem; a 401 with client credentials re-fetches the
+        token once and retries."""
         try:
             rejected: str | None = None
             for attempt in (1, 2):
                 headers = {"Accept": "application/json", **await self._headers(rejected)}
                 await self._limit()
-                async with self.session.get(f"{self.config.url}/jobs/{job_id}", headers=headers) as response:
+                async with self.session.request(
+                    method, f"{self.config.url}{path}", headers=headers
+                ) as response:
                     text = await response.text()
                     if response.status == 401 and attempt == 1 and self.config.client_id:
                         rejected = headers["Authorization"].removeprefix("Bearer ")
                         continue
                     if response.status >= 300:
-                        return _problem_for(response.status, text, response.headers, job_read=True)
-                    return _parse_job(text, job_id)
+                        return _problem_for(response.status, text, response.headers, job_read=job_read)
+                    return text
             raise AssertionError("unreachable")  # pragma: no cover
         except _AuthRejected as exc:
             return at.Problem(at.AUTH_FAILED, f"Airbyte rejected the credentials: {exc}")

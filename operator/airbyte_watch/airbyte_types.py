@@ -49,4 +49,5 @@ AUTH_FAILED = "AuthenticationFailed"  # 401 after one token refresh, or the toke
 NOT_FOUND = "JobNotFound"  # 404, 403 and 409 on a job read ("missing or inaccessible")
 CONFLICT = "Conflict"  # 409 on a write
 SECRET_NOT_FOUND = "SecretNotFound"
+WAITING_FOR_JOB_ID = "WaitingForJobId"  # spec.jobIdFrom's ConfigMap or key does not exist yet
 INVALID_SECRET = "InvalidSecret"

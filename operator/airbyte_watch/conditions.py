@@ -21,6 +21,7 @@ JOB_QUEUED = "JobQueued"
 JOB_RUNNING = "JobRunning"
 JOB_INCOMPLETE = "JobIncomplete"
 JOB_UNKNOWN_STATUS_WAITING = "UnknownJobStatusWaiting"
+WAITING_FOR_JOB_ID = "WaitingForJobId"
 
 # Final reasons.
 JOB_SUCCEEDED = "JobSucceeded"

@@ -6,6 +6,7 @@ it changed, post the events, and schedule the next poll.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class Decision:
     events: tuple[Event, ...]
     next_poll_in: float | None  # seconds; None when the watch is not to be polled again
     failures: int  # consecutive polls that met a problem, for the backoff
+    cancel_job: bool = False  # timed out on a job just seen running, and spec.cancelOnTimeout
 
 
 def timestamp(moment: datetime.datetime) -> str:
@@ -102,10 +104,11 @@ def decide(
     new: dict[str, Any] = {
         **status,
         "observedGeneration": generation,
-        "jobId": spec.job_id,
         "startedAt": started_at,
         "deadline": timestamp(deadline),
     }
+    if spec.job_id is not None:
+        new["jobId"] = spec.job_id
     new.setdefault("phase", PENDING)
     conds = list(status.get("conditions") or [])
     job_name = f"Airbyte job {spec.job_id}"
@@ -143,7 +146,10 @@ def decide(
             phase, reason = status.get("phase") or PENDING, c.JOB_UNKNOWN_STATUS_WAITING
             message = f"{job_name} has unknown status {word!r}; waiting as spec.onUnknownStatus=Wait"
         if now >= deadline:
-            return _timed_out(finish, job_name, spec, f"last status: {word}")
+            timed_out = _timed_out(finish, job_name, spec, f"last status: {word}")
+            if spec.cancel_on_timeout:
+                return dataclasses.replace(timed_out, cancel_job=True)
+            return timed_out
         if phase == RUNNING and status.get("phase") != RUNNING:
             events.append(Event(NORMAL, c.JOB_RUNNING, f"{job_name} is running"))
         new.update(phase=phase, message=message)
@@ -152,6 +158,13 @@ def decide(
         return Decision(new, tuple(events), _until(spec.poll_interval, now, deadline), 0)
 
     # A problem: no job this time.
+    if answer.kind == at.WAITING_FOR_JOB_ID:
+        if now >= deadline:
+            return _timed_out(finish, "The job id", spec, answer.detail)
+        message = f"waiting for the job id: {answer.detail}"
+        new["message"] = message
+        new["conditions"] = c.mark_waiting(conds, c.WAITING_FOR_JOB_ID, message, generation, stamp)
+        return Decision(new, tuple(events), _until(spec.poll_interval, now, deadline), 0)
     failures += 1
     if answer.kind == at.NOT_FOUND:
         return finish(FAILED, c.JOB_NOT_FOUND, f"{job_name} was not found: {answer.detail}")
@@ -198,6 +211,28 @@ def decide_invalid_spec(
         else (Event(WARNING, c.INVALID_SPEC, message),)
     )
     return Decision(new, events, None, 0)
+
+
+def with_cancel_outcome(decision: Decision, job_id: int, outcome: str) -> Decision:
+    """Fold what Airbyte said to the cancel into the TimedOut status and event.
+
+    `outcome`: "cancelled", "finished" (Airbyte: not running any more), or why it failed.
+    """
+    said = {
+        "cancelled": f"cancelled Airbyte job {job_id}",
+        "finished": f"Airbyte job {job_id} had already finished when it was to be cancelled",
+    }.get(outcome, f"cancelling Airbyte job {job_id} failed: {outcome}")
+    status = {**decision.status, "cancelRequested": True}
+    status["message"] = f"{status['message']}; {said}"
+    status["conditions"] = [
+        {**x, "message": status["message"]} if x["type"] in (c.READY, c.STALLED) else x
+        for x in status["conditions"]
+    ]
+    events = tuple(
+        Event(e.type, e.reason, f"{e.message}; {said}") if e.reason == c.TIMED_OUT else e
+        for e in decision.events
+    )
+    return dataclasses.replace(decision, status=status, events=events, cancel_job=False)
 
 
 def restamp(status: Mapping[str, Any], generation: int) -> dict[str, Any]:

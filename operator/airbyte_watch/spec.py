@@ -20,14 +20,24 @@ class InvalidSpec(ValueError):
 
 
 @dataclass(frozen=True)
+class JobIdSource:
+    """spec.jobIdFrom.configMapKeyRef: a ConfigMap key in the watch's namespace."""
+
+    config_map: str
+    key: str
+
+
+@dataclass(frozen=True)
 class WatchSpec:
-    job_id: int
+    job_id: int | None  # None until resolved from job_id_from
     server_secret: str
     poll_interval: float
     timeout: float
     backoff_exponential: bool
     backoff_max_delay: float
     on_unknown_status: str  # "Fail" or "Wait"
+    job_id_from: JobIdSource | None = None
+    cancel_on_timeout: bool = False
 
 
 def parse_job_id(value: Any, field: str = "jobId") -> int:
@@ -57,8 +67,9 @@ def _duration(spec: Mapping[str, Any], field: str, default: str, minimum: float)
 
 
 def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec:
-    if "jobId" not in spec:
-        raise InvalidSpec("jobId", "is required")
+    source = _job_id_source(spec.get("jobIdFrom"))
+    if ("jobId" in spec) == (source is not None):
+        raise InvalidSpec("jobId", "exactly one of jobId and jobIdFrom is required")
     backoff = spec.get("backoff") or {}
     max_delay = _duration(backoff, "maxDelay", "5m", 1.0)
     on_unknown = spec.get("onUnknownStatus", "Fail")
@@ -68,11 +79,24 @@ def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec
     if "/" in server:
         raise InvalidSpec("serverRef.name", "must name a Secret in the watch's own namespace")
     return WatchSpec(
-        job_id=parse_job_id(spec["jobId"]),
+        job_id=parse_job_id(spec["jobId"]) if source is None else None,
         server_secret=server,
         poll_interval=_duration(spec, "pollInterval", "30s", 1.0),
         timeout=_duration(spec, "timeout", "168h", 1e-9),
         backoff_exponential=bool(backoff.get("exponential", True)),
         backoff_max_delay=max_delay,
         on_unknown_status=on_unknown,
+        job_id_from=source,
+        cancel_on_timeout=bool(spec.get("cancelOnTimeout", False)),
     )
+
+
+def _job_id_source(raw: Any) -> JobIdSource | None:
+    if raw is None:
+        return None
+    ref = raw.get("configMapKeyRef") if isinstance(raw, Mapping) else None
+    if not isinstance(ref, Mapping) or not ref.get("name") or not ref.get("key"):
+        raise InvalidSpec("jobIdFrom.configMapKeyRef", "needs a name and a key")
+    if "/" in str(ref["name"]):
+        raise InvalidSpec("jobIdFrom.configMapKeyRef.name", "must name a ConfigMap in the watch's namespace")
+    return JobIdSource(str(ref["name"]), str(ref["key"]))

@@ -7,6 +7,7 @@ status patch (only if changed) → events → next poll time.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import hashlib
 import logging
@@ -18,14 +19,22 @@ from typing import Any
 from . import airbyte_types as at
 from .airbyte_client import ClientPool
 from .connections import Connections
-from .decision import Decision, Event, decide, decide_invalid_spec, is_final, restamp
+from .decision import (
+    Decision,
+    Event,
+    decide,
+    decide_invalid_spec,
+    is_final,
+    restamp,
+    with_cancel_outcome,
+)
 from .durations import parse_duration
 from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .server_config import ServerConfig
 from .sharding import Shard
-from .spec import InvalidSpec, parse_spec
+from .spec import InvalidSpec, WatchSpec, parse_job_id, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -148,19 +157,67 @@ class Watches:
         except InvalidSpec as exc:
             await self._apply(watch, decide_invalid_spec(watch.status, exc, now, generation))
             return
-        config = await self.connections.resolve(watch.namespace, spec.server_secret)
-        if isinstance(config, ServerConfig):
-            watch.server = config.host
-            started = self.clock()
-            answer = await self.clients.get(config).get_job(spec.job_id)
-            self.metrics.observe_poll(config.host, answer, (self.clock() - started).total_seconds())
-            if isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED:
-                self.connections.forget(watch.namespace, spec.server_secret)
-        else:
-            answer = config
+        answer: at.Job | at.Problem | None = None
+        if spec.job_id is None:
+            found = await self._job_id_from(watch, spec)
+            if isinstance(found, InvalidSpec):
+                await self._apply(watch, decide_invalid_spec(watch.status, found, now, generation))
+                return
+            if isinstance(found, at.Problem):
+                answer = found
+            else:
+                spec = dataclasses.replace(spec, job_id=found)
+        config: ServerConfig | at.Problem | None = None
+        if answer is None and spec.job_id is not None:
+            config = await self.connections.resolve(watch.namespace, spec.server_secret)
+            if isinstance(config, ServerConfig):
+                answer = await self._read_job(watch, spec, config, spec.job_id)
+            else:
+                answer = config
+        assert answer is not None
         if watch.deleted:
             return
-        await self._apply(watch, decide(spec, watch.status, watch.failures, answer, self.clock(), generation))
+        decision = decide(spec, watch.status, watch.failures, answer, self.clock(), generation)
+        if decision.cancel_job and isinstance(config, ServerConfig) and spec.job_id is not None:
+            # The job was read running in this very poll, so it is still the connection's job.
+            outcome = await self.clients.get(config).cancel_job(spec.job_id)
+            said = outcome.detail if isinstance(outcome, at.Problem) else outcome
+            decision = with_cancel_outcome(decision, spec.job_id, said)
+        await self._apply(watch, decision)
+
+    async def _read_job(
+        self, watch: Watch, spec: WatchSpec, config: ServerConfig, job_id: int
+    ) -> at.Job | at.Problem:
+        watch.server = config.host
+        started = self.clock()
+        answer = await self.clients.get(config).get_job(job_id)
+        self.metrics.observe_poll(config.host, answer, (self.clock() - started).total_seconds())
+        if isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED:
+            self.connections.forget(watch.namespace, spec.server_secret)
+        return answer
+
+    async def _job_id_from(self, watch: Watch, spec: WatchSpec) -> int | at.Problem | InvalidSpec:
+        """The job id: fixed in status once read, else from spec.jobIdFrom's ConfigMap key."""
+        known = watch.status.get("jobId")
+        if isinstance(known, int):
+            return known
+        assert spec.job_id_from is not None
+        name, key = spec.job_id_from.config_map, spec.job_id_from.key
+        try:
+            status, data = await self.kube.read_config_map(watch.namespace, name)
+        except KubeError as exc:
+            return at.Problem(at.WAITING_FOR_JOB_ID, f"cannot read ConfigMap {name!r}: {exc}")
+        if status != 200 or data is None:
+            why = "not found" if status == 404 else f"not readable ({status})"
+            return at.Problem(at.WAITING_FOR_JOB_ID, f"ConfigMap {name!r} {why}")
+        if key not in data:
+            return at.Problem(at.WAITING_FOR_JOB_ID, f"ConfigMap {name!r} has no key {key!r} yet")
+        try:
+            return parse_job_id(data[key].strip(), field="jobIdFrom")
+        except InvalidSpec:
+            return InvalidSpec(
+                "jobIdFrom", f"ConfigMap {name!r} key {key!r} holds {data[key]!r}, not a job id"
+            )
 
     async def _apply(self, watch: Watch, decision: Decision) -> None:
         key = (watch.namespace, watch.name)

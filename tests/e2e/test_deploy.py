@@ -56,6 +56,7 @@ def test_rbac_grants_nothing_beyond_what_is_used(deployed: str) -> None:
         ("airbyte.watch", "airbytejobwatches/status", "patch"),
         ("", "events", "create"),
         ("", "secrets", "get"),
+        ("", "configmaps", "get"),
     }
 
 

@@ -50,6 +50,7 @@ class FakeJob:
     final_at: float | None = None  # wall-clock time the job first reported a final status
     first_get: float | None = None  # wall-clock time of the first GET
     gets: int = 0
+    cancelled_by_request: bool = False
 
     def current(self) -> str:
         """The status for this GET, advancing the script."""
@@ -99,6 +100,7 @@ class Fault:
     count: int = 1
     path_contains: str = ""
     delay: float = 0.0  # wait this long before answering (a slow server)
+    method: str = ""  # only requests with this method ("" = any)
     reset: bool = False  # start a 200 body, then drop the connection mid-body
 
 
@@ -183,6 +185,7 @@ class FakeAirbyte:
         app = web.Application(middlewares=[self._record_and_fault])
         app.router.add_post(f"{self.prefix}/applications/token", self._token)
         app.router.add_get(f"{self.prefix}/jobs/{{job_id}}", self._get_job)
+        app.router.add_delete(f"{self.prefix}/jobs/{{job_id}}", self._cancel_job)
         app.router.add_get(f"{self.prefix}/health", self._health)
         app.router.add_get("/_fake/stats", self._stats)
         return app
@@ -194,7 +197,11 @@ class FakeAirbyte:
                 Recorded(request.method, request.path, request.headers.get("Authorization"),
                          time.monotonic(), request.headers.get("User-Agent", ""))
             )  # fmt: skip
-            fault = next((f for f in self.faults if f.path_contains in request.path), None)
+            fault = next(
+                (f for f in self.faults
+                 if f.path_contains in request.path and f.method in ("", request.method)),
+                None,
+            )  # fmt: skip
             if fault is not None:
                 fault.count -= 1
                 if fault.count <= 0:
@@ -221,6 +228,23 @@ class FakeAirbyte:
             headers=fault.headers,
             content_type="application/json",
         )
+
+    async def _cancel_job(self, request: web.Request) -> web.Response:
+        """DELETE /jobs/{id}: cancel a job still running; 409 for one that has finished."""
+        if not self._authorized(request.headers.get("Authorization")):
+            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
+        with self.lock:
+            job = self.jobs.get(int(request.match_info["job_id"]))
+            if job is None:
+                return problem(404, "resource-not-found", "The requested resource could not be found.")
+            status = job.current()
+            if status in FINAL:
+                return problem(
+                    409, "state-conflict", "State conflict", {"message": "Job is not currently running"}
+                )
+            job.steps, job._index = [Step("cancelled")], 0
+            job.cancelled_by_request = True
+        return web.json_response(job.as_response("cancelled"))
 
     async def _stats(self, request: web.Request) -> web.Response:
         """Per-job poll counts and times, for the benchmark (which runs this in its own process)."""
@@ -294,6 +318,9 @@ class FakeAirbyte:
                 {"resourceType": "job", "resourceId": raw},
             )
         return web.json_response(job.as_response(status))
+
+
+FINAL = ("succeeded", "failed", "cancelled")
 
 
 class BackgroundServer:

@@ -14,6 +14,7 @@ from airbyte_watch.decision import (
     decide,
     decide_invalid_spec,
     restamp,
+    with_cancel_outcome,
 )
 from airbyte_watch.spec import InvalidSpec, WatchSpec
 
@@ -362,3 +363,54 @@ def test_restart_with_stored_running_status_posts_no_second_job_running() -> Non
     assert after_restart.events == ()
     finished_while_down = decide(SPEC, before.status, 0, job("succeeded"), at_(200), 1)
     assert reasons(finished_while_down) == [("Normal", "JobSucceeded")]
+
+
+# --- job id from a ConfigMap, cancel on timeout ----------------------------------------------
+
+FROM_CONFIG_MAP = dataclasses.replace(SPEC, job_id=None)
+
+
+def test_waiting_for_the_job_id_keeps_waiting_without_backoff_or_events() -> None:
+    d = decide(
+        FROM_CONFIG_MAP, FRESH, 0, at.Problem(at.WAITING_FOR_JOB_ID, "ConfigMap 'ids' not found"), T0, 1
+    )
+    assert cond(d, "Reconciling")["reason"] == "WaitingForJobId"
+    assert cond(d, "Ready")["status"] == "Unknown" and "Stalled" not in types(d)
+    assert "ConfigMap 'ids' not found" in d.status["message"]
+    assert "jobId" not in d.status
+    assert (d.next_poll_in, d.failures, d.events) == (30.0, 0, ())
+
+
+def test_a_job_id_that_never_appears_times_out() -> None:
+    first = decide(FROM_CONFIG_MAP, FRESH, 0, at.Problem(at.WAITING_FOR_JOB_ID, "no key"), T0, 1)
+    d = decide(FROM_CONFIG_MAP, first.status, 0, at.Problem(at.WAITING_FOR_JOB_ID, "no key"), at_(3600), 1)
+    assert cond(d, "Stalled")["reason"] == "TimedOut"
+    assert not d.cancel_job
+
+
+def test_cancel_only_when_asked_and_the_job_was_seen_running() -> None:
+    running = decide(SPEC, FRESH, 0, job("running"), T0, 1)
+    assert not decide(SPEC, running.status, 0, job("running"), at_(3600), 1).cancel_job
+    cancelling = dataclasses.replace(SPEC, cancel_on_timeout=True)
+    assert decide(cancelling, running.status, 0, job("running"), at_(3600), 1).cancel_job
+    assert not decide(cancelling, running.status, 0, job("succeeded"), at_(3600), 1).cancel_job
+    outage = at.Problem(at.UNREACHABLE, "refused")  # the job's state is unknown: nothing to cancel
+    assert not decide(cancelling, running.status, 0, outage, at_(3600), 1).cancel_job
+
+
+@pytest.mark.parametrize(
+    ("outcome", "words"),
+    [
+        ("cancelled", "cancelled Airbyte job 7"),
+        ("finished", "had already finished"),
+        ("503 unexpected-problem", "cancelling Airbyte job 7 failed: 503"),
+    ],
+)
+def test_cancel_outcome_is_in_status_and_the_timed_out_event(outcome: str, words: str) -> None:
+    cancelling = dataclasses.replace(SPEC, cancel_on_timeout=True)
+    running = decide(cancelling, FRESH, 0, job("running"), T0, 1)
+    timed_out = decide(cancelling, running.status, 0, job("running"), at_(3600), 1)
+    d = with_cancel_outcome(timed_out, 7, outcome)
+    assert d.status["cancelRequested"] is True and not d.cancel_job
+    assert words in d.status["message"] and words in cond(d, "Ready")["message"]
+    assert reasons(d) == [("Warning", "TimedOut")] and words in d.events[0].message
