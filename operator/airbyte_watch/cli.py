@@ -64,6 +64,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds for one Airbyte API request (default: %(default)s)",
     )
     run.add_argument(
+        "--delete-cancel-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a delete with spec.cancelOnDelete waits on Airbyte (default: %(default)s)",
+    )
+    run.add_argument(
         "--shard-count",
         type=int,
         default=1,
@@ -133,6 +139,7 @@ async def run(args: argparse.Namespace) -> None:
             startup_spread=args.startup_spread,
             concurrency=args.concurrency,
             shard=shard,
+            delete_cancel_timeout=args.delete_cancel_timeout,
         ),
         metrics=metrics,
     )

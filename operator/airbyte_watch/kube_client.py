@@ -126,6 +126,39 @@ class KubeClient:
 
     # --- the calls --------------------------------------------------------------------------
 
+    async def set_finalizer(self, namespace: str, name: str, finalizer: str, present: bool) -> bool:
+        """Add or remove one finalizer with a JSON patch guarded by the list it read; False if the
+        object is gone. A 409/422 (someone else changed the list) is retried on fresh data."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        for _ in range(5):
+            status, body = await self._request("GET", path)
+            if status == 404:
+                return False
+            if status != 200 or not isinstance(body, dict):
+                raise KubeError(f"reading {namespace}/{name} answered {status}: {_msg(body)}")
+            current = list((body.get("metadata") or {}).get("finalizers") or [])
+            if (finalizer in current) == present:
+                return True
+            wanted = [*current, finalizer] if present else [f for f in current if f != finalizer]
+            ops = [
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": body["metadata"]["resourceVersion"],
+                },
+                {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+            ]
+            status, body = await self._request(
+                "PATCH", path, body=ops, content_type="application/json-patch+json"
+            )
+            if status == 404:
+                return False
+            if status < 300:
+                return True
+            if status not in (409, 422):
+                raise KubeError(f"finalizer patch of {namespace}/{name} answered {status}: {_msg(body)}")
+        raise KubeError(f"finalizer patch of {namespace}/{name} kept conflicting")
+
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> str | None:
         """Merge-patch the status subresource; the object's new resourceVersion, None if it is gone."""
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"

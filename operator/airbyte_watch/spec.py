@@ -38,6 +38,7 @@ class WatchSpec:
     on_unknown_status: str  # "Fail" or "Wait"
     job_id_from: JobIdSource | None = None
     cancel_on_timeout: bool = False
+    cancel_on_delete: bool = False
 
 
 def parse_job_id(value: Any, field: str = "jobId") -> int:
@@ -88,6 +89,7 @@ def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec
         on_unknown_status=on_unknown,
         job_id_from=source,
         cancel_on_timeout=bool(spec.get("cancelOnTimeout", False)),
+        cancel_on_delete=bool(spec.get("cancelOnDelete", False)),
     )
 
 

@@ -6,6 +6,7 @@ status patch (only if changed) → events → next poll time.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import datetime
@@ -39,6 +40,9 @@ from .spec import InvalidSpec, WatchSpec, parse_job_id, parse_spec
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
+CANCEL_FINALIZER = "airbyte.watch/cancel-on-delete"
+CANCELLED_ON_DELETE = "CancelledOnDelete"
+CANCEL_UNCONFIRMED = "CancelUnconfirmed"
 
 
 @dataclass
@@ -50,8 +54,10 @@ class Watch:
     spec: dict[str, Any]
     status: dict[str, Any]  # as last written by us (or as found at start)
     resource_version: str = ""  # of the object whose status we hold; names this state's Events
+    finalizers: list[str] = field(default_factory=list)
     failures: int = 0
     deleted: bool = False
+    cleaning: bool = False  # cancelling its job because it is being deleted
     server: str | None = None  # host of the Airbyte server it polled last, a metrics label
 
     @property
@@ -65,6 +71,7 @@ class Options:
     startup_spread: float = 5.0  # first polls are spread over this many seconds, at most
     patch_retry_delay: float = 5.0
     concurrency: int = 64  # polls in flight at once
+    delete_cancel_timeout: float = 30.0  # at most this long on a cancel before a delete goes on
     shard: Shard = field(default_factory=Shard)
 
 
@@ -81,6 +88,7 @@ class Watches:
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(self.poll, concurrency=self.options.concurrency)
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     # --- kept in sync by kopf ---------------------------------------------------------------
 
@@ -91,11 +99,14 @@ class Watches:
         """
         meta = body.get("metadata") or {}
         key: Key = (meta.get("namespace", ""), meta.get("name", ""))
-        if event_type == "DELETED" or meta.get("deletionTimestamp"):
+        if event_type == "DELETED":
             self.forget(key)
             return
         if not self.options.shard.owns(meta.get("uid", "")):
             return  # another replica's watch
+        if meta.get("deletionTimestamp"):
+            self._deleting(key, body, owned)
+            return
         watch = self.known.get(key)
         if watch is not None and watch.uid != meta.get("uid"):
             self.forget(key)  # deleted and re-created under the same name
@@ -109,11 +120,13 @@ class Watches:
                 spec=_keep(body.get("spec"), owned),
                 status=_keep(body.get("status"), owned),
                 resource_version=str(meta.get("resourceVersion", "")),
+                finalizers=list(meta.get("finalizers") or []),
             )
             self.known[key] = watch
             self.metrics.set_phase(key, watch.status.get("phase"))
             self._plan_first_poll(watch)
             return
+        watch.finalizers = list(meta.get("finalizers") or [])
         # Our own status writes come back here too: only spec changes matter.
         generation = int(meta.get("generation", watch.generation))
         if generation != watch.generation:
@@ -131,6 +144,83 @@ class Watches:
             watch.deleted = True  # a poll in flight sees this and writes nothing
             self.metrics.set_phase(key, None)
         self.scheduler.unschedule(key)
+
+    def _deleting(self, key: Key, body: Mapping[str, Any], owned: bool) -> None:
+        """A delete began: with our finalizer, cancel the job first; otherwise just let go."""
+        finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
+        if CANCEL_FINALIZER not in finalizers:
+            self.forget(key)
+            return
+        watch = self.known.get(key)
+        if watch is None:  # e.g. a restart found it mid-delete
+            self.observe(None, {**body, "metadata": {**body["metadata"], "deletionTimestamp": None}}, owned)
+            watch = self.known[key]
+        if not watch.cleaning:
+            watch.cleaning = True
+            self.scheduler.unschedule(key)
+            task = asyncio.create_task(self._cancel_on_delete(watch))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+
+    async def _cancel_on_delete(self, watch: Watch) -> None:
+        """Cancel a job that is not final, within a bounded time, then release the delete."""
+        job_id = watch.status.get("jobId")
+        said: str | None = None
+        if isinstance(job_id, int) and not is_final(watch.status):
+            try:
+                async with asyncio.timeout(self.options.delete_cancel_timeout):
+                    said = await self._cancel_if_running(watch, job_id)
+            except TimeoutError:
+                said = f"no answer within {self.options.delete_cancel_timeout:g}s"
+            if said == "cancelled":
+                await self.kube.post_event(watch.ref, "Normal", CANCELLED_ON_DELETE,
+                                           f"Cancelled Airbyte job {job_id}: its watch was deleted",
+                                           self.clock())  # fmt: skip
+            elif said != "finished":
+                await self.kube.post_event(watch.ref, "Warning", CANCEL_UNCONFIRMED,
+                                           f"Could not confirm the cancel of Airbyte job {job_id} before "
+                                           f"deleting its watch: {said}", self.clock())  # fmt: skip
+        try:
+            await self.kube.set_finalizer(watch.namespace, watch.name, CANCEL_FINALIZER, present=False)
+        except KubeError as exc:
+            log.warning("Finalizer of %s/%s not removed (%s); retrying", watch.namespace, watch.name, exc)
+            watch.cleaning = False  # the next event about it starts over
+
+    async def _cancel_if_running(self, watch: Watch, job_id: int) -> str:
+        """ "cancelled", "finished", or why not: read the job first, as Airbyte cancels whatever
+        its connection runs now, and cancel only a job still running."""
+        spec = parse_spec(watch.spec, self.options.default_server_secret)
+        for attempt in range(3):
+            config = await self.connections.resolve(watch.namespace, spec.server_secret)
+            if not isinstance(config, ServerConfig):
+                return config.detail
+            job = await self.clients.get(config).get_job(job_id)
+            if isinstance(job, at.Job):
+                if job.status in (at.SUCCEEDED, at.FAILED, at.CANCELLED):
+                    return "finished"
+                outcome = await self.clients.get(config).cancel_job(job_id)
+                if isinstance(outcome, str):
+                    return outcome
+                job = outcome
+            if not job.transient or attempt == 2:
+                return job.detail
+            await asyncio.sleep(2**attempt)
+        return "gave up"  # pragma: no cover
+
+    async def _keep_finalizer_in_step(self, watch: Watch, spec: WatchSpec) -> None:
+        """Hold deletes with our finalizer only while a cancel could be needed."""
+        wanted = spec.cancel_on_delete and not is_final(watch.status) and not watch.deleted
+        if wanted == (CANCEL_FINALIZER in watch.finalizers):
+            return
+        try:
+            if await self.kube.set_finalizer(watch.namespace, watch.name, CANCEL_FINALIZER, wanted):
+                watch.finalizers = [f for f in watch.finalizers if f != CANCEL_FINALIZER]
+                if wanted:
+                    watch.finalizers.append(CANCEL_FINALIZER)
+        except KubeError as exc:
+            log.warning(
+                "Finalizer of %s/%s not set (%s); retrying at the next poll", watch.namespace, watch.name, exc
+            )
 
     def _plan_first_poll(self, watch: Watch) -> None:
         if is_final(watch.status) and watch.status.get("observedGeneration") == watch.generation:
@@ -184,6 +274,7 @@ class Watches:
             said = outcome.detail if isinstance(outcome, at.Problem) else outcome
             decision = with_cancel_outcome(decision, spec.job_id, said)
         await self._apply(watch, decision)
+        await self._keep_finalizer_in_step(watch, spec)
 
     async def _read_job(
         self, watch: Watch, spec: WatchSpec, config: ServerConfig, job_id: int

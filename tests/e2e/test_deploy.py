@@ -53,6 +53,7 @@ def test_rbac_grants_nothing_beyond_what_is_used(deployed: str) -> None:
         ("airbyte.watch", "airbytejobwatches", "get"),
         ("airbyte.watch", "airbytejobwatches", "list"),
         ("airbyte.watch", "airbytejobwatches", "watch"),
+        ("airbyte.watch", "airbytejobwatches", "patch"),
         ("airbyte.watch", "airbytejobwatches/status", "patch"),
         ("", "events", "create"),
         ("", "secrets", "get"),

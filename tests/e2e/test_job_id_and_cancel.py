@@ -89,3 +89,62 @@ def test_cancel_answered_409_means_the_job_had_already_finished(
     obj = get(control_plane, op_namespace, "raced")
     assert "had already finished" in obj["status"]["message"]
     assert not job.cancelled_by_request
+
+
+def test_cancel_on_delete_cancels_the_running_job_then_lets_the_delete_finish(
+    control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake, airbyte_secret: str
+) -> None:
+    job = fake_airbyte.fake.add_job(95, [("running", None)])
+    spec = {"jobId": 95, "pollInterval": "1s", "cancelOnDelete": True}
+    assert apply(control_plane, op_namespace, watch_manifest("held", spec)).returncode == 0
+    wait_for(
+        control_plane,
+        op_namespace,
+        "held",
+        "jsonpath={.metadata.finalizers[0]}=airbyte.watch/cancel-on-delete",
+    )
+    done = control_plane.kubectl(
+        "-n", op_namespace, "delete", "ajw", "held", "--timeout=30s", check=False, timeout=40
+    )
+    assert done.returncode == 0, done.stderr
+    assert job.cancelled_by_request
+    assert eventually(
+        lambda: "CancelledOnDelete" in [e["reason"] for e in events(control_plane, op_namespace, "held")]
+    )
+
+
+def test_a_final_watch_drops_its_finalizer(
+    control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake, airbyte_secret: str
+) -> None:
+    job = fake_airbyte.fake.add_job(96, [("running", 2), ("succeeded", None)])
+    spec = {"jobId": 96, "pollInterval": "1s", "cancelOnDelete": True}
+    assert apply(control_plane, op_namespace, watch_manifest("done", spec)).returncode == 0
+    wait_for(control_plane, op_namespace, "done", "condition=Ready")
+    eventually(lambda: not get(control_plane, op_namespace, "done")["metadata"].get("finalizers"))
+    control_plane.kubectl("-n", op_namespace, "delete", "ajw", "done", "--timeout=10s")
+    assert not job.cancelled_by_request
+
+
+def test_a_delete_never_hangs_on_an_unreachable_airbyte(
+    control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake, airbyte_secret: str
+) -> None:
+    fake_airbyte.fake.add_job(97, [("running", None)])
+    spec = {"jobId": 97, "pollInterval": "1s", "cancelOnDelete": True}
+    assert apply(control_plane, op_namespace, watch_manifest("stuck", spec)).returncode == 0
+    wait_for(
+        control_plane,
+        op_namespace,
+        "stuck",
+        "jsonpath={.metadata.finalizers[0]}=airbyte.watch/cancel-on-delete",
+    )
+    fake_airbyte.fake.inject(Fault(503, "<html>down</html>", path_contains="/jobs/97", count=10_000))
+    done = control_plane.kubectl(
+        "-n", op_namespace, "delete", "ajw", "stuck", "--timeout=60s", check=False, timeout=70
+    )
+    assert done.returncode == 0, done.stderr
+    warning = eventually(
+        lambda: [
+            e for e in events(control_plane, op_namespace, "stuck") if e["reason"] == "CancelUnconfirmed"
+        ]
+    )
+    assert warning[0]["type"] == "Warning" and "Airbyte job 97" in warning[0]["message"]
