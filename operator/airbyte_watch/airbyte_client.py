@@ -124,7 +124,10 @@ class AirbyteClient:
     # --- calls ------------------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> at.Job | at.Problem:
-        """GET /jobs/{id}."""
+        """GET /jobs/{id}, or the config API's POST /jobs/get."""
+        if self.config.api == "config":
+            answer = await self._call("POST", "/jobs/get", job_read=True, body={"id": job_id})
+            return answer if isinstance(answer, at.Problem) else _parse_config_job(answer, job_id)
         answer = await self._call("GET", f"/jobs/{job_id}", job_read=True)
         return answer if isinstance(answer, at.Problem) else _parse_job(answer, job_id)
 
@@ -134,12 +137,15 @@ class AirbyteClient:
         Airbyte cancels whatever its connection runs now, so callers read the job first and
         cancel only a job they saw still running.
         """
-        answer = await self._call("DELETE", f"/jobs/{job_id}", job_read=False)
+        if self.config.api == "config":
+            answer = await self._call("POST", "/jobs/cancel", job_read=False, body={"id": job_id})
+        else:
+            answer = await self._call("DELETE", f"/jobs/{job_id}", job_read=False)
         if isinstance(answer, at.Problem):
             return "finished" if answer.kind == at.CONFLICT else answer
         return "cancelled"
 
-    async def _call(self, method: str, path: str, job_read: bool) -> str | at.Problem:
+    async def _call(self, method: str, path: str, job_read: bool, body: Any = None) -> str | at.Problem:
         """One API call's body, or the Problem; a 401 with client credentials re-fetches the
         token once and retries."""
         try:
@@ -148,7 +154,7 @@ class AirbyteClient:
                 headers = {"Accept": "application/json", **await self._headers(rejected)}
                 await self._limit()
                 async with self.session.request(
-                    method, f"{self.config.url}{path}", headers=headers
+                    method, f"{self.config.url}{path}", headers=headers, json=body
                 ) as response:
                     text = await response.text()
                     if response.status == 401 and attempt == 1 and self.config.client_id:
@@ -203,6 +209,45 @@ def _parse_job(text: str, job_id: int) -> at.Job | at.Problem:
         rows_synced=_opt_int(body.get("rowsSynced")),
         bytes_synced=_opt_int(body.get("bytesSynced")),
     )
+
+
+def _parse_config_job(text: str, job_id: int) -> at.Job | at.Problem:
+    """The config API's JobInfoRead: the job, its attempts and their failure reasons."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return at.Problem(at.MALFORMED, "Airbyte answered 200 with a body that is not JSON")
+    job = body.get("job") if isinstance(body, dict) else None
+    if not isinstance(job, dict) or not isinstance(job.get("status"), str):
+        return at.Problem(at.MALFORMED, "Airbyte answered 200 without a job status")
+    attempts = body.get("attempts") if isinstance(body.get("attempts"), list) else []
+    stats = job.get("aggregatedStats") if isinstance(job.get("aggregatedStats"), dict) else {}
+    return at.Job(
+        job_id=_opt_int(job.get("id")) or job_id,
+        status=job["status"],
+        job_type=_opt_str(job.get("configType")),
+        connection_id=_opt_str(job.get("configId")),
+        rows_synced=_opt_int(stats.get("recordsCommitted")),
+        bytes_synced=_opt_int(stats.get("bytesCommitted")),
+        attempts=len(attempts),
+        failure=_last_failure(attempts),
+    )
+
+
+def _last_failure(attempts: list[Any]) -> str | None:
+    """The last attempt's first failure as "origin type: message", Airbyte's own words."""
+    for entry in reversed(attempts):
+        attempt = entry.get("attempt") if isinstance(entry, dict) else None
+        summary = attempt.get("failureSummary") if isinstance(attempt, dict) else None
+        failures = summary.get("failures") if isinstance(summary, dict) else None
+        if failures and isinstance(failures[0], dict):
+            first = failures[0]
+            kind = " ".join(str(first[k]) for k in ("failureOrigin", "failureType") if first.get(k))
+            message = first.get("externalMessage") or first.get("internalMessage") or ""
+            return f"{kind}: {message}" if kind and message else (kind or message or None)
+        if attempt is not None:
+            return None  # the last attempt carries no failure
+    return None
 
 
 def _opt_str(value: Any) -> str | None:

@@ -19,6 +19,8 @@ class Job:
     connection_id: str | None = None
     rows_synced: int | None = None
     bytes_synced: int | None = None
+    attempts: int | None = None  # the config API tells; the public API does not
+    failure: str | None = None  # the last attempt's first failure, when the config API tells
 
 
 @dataclass(frozen=True)

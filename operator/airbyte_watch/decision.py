@@ -251,12 +251,16 @@ def _record_job(new: dict[str, Any], job: at.Job) -> None:
         ("connectionId", job.connection_id),
         ("rowsSynced", job.rows_synced),
         ("bytesSynced", job.bytes_synced),
+        ("attempts", job.attempts),
     ):
         if value is not None:
             new[key] = value
 
 
 def _final_message(job_name: str, tail: str, job: at.Job) -> str:
+    if job.status == at.FAILED and job.failure:
+        attempts = f" after {job.attempts} attempts" if job.attempts and job.attempts > 1 else ""
+        return f"{job_name} {tail}{attempts}: {job.failure}"
     if job.status != at.SUCCEEDED or (job.rows_synced is None and job.bytes_synced is None):
         return f"{job_name} {tail}"
     return f"{job_name} {tail}: {job.rows_synced or 0} rows, {job.bytes_synced or 0} bytes synced"

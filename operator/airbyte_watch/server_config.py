@@ -126,8 +126,8 @@ def parse_server_config(values: Mapping[str, str]) -> ServerConfig:
     if insecure not in ("true", "false", ""):
         raise InvalidSecret('key \'insecureSkipTLSVerify\' must be "true" or "false"')
     api = values.get("api", "public").strip() or "public"
-    if api != "public":
-        raise InvalidSecret(f"key 'api' is {api!r}; this version supports only \"public\"")
+    if api not in ("public", "config"):
+        raise InvalidSecret(f'key \'api\' is {api!r}; use "public" (default) or "config"')
     return ServerConfig(
         url=url,
         token_url=token_url,

@@ -148,3 +148,30 @@ def test_a_delete_never_hangs_on_an_unreachable_airbyte(
         ]
     )
     assert warning[0]["type"] == "Warning" and "Airbyte job 97" in warning[0]["message"]
+
+
+def test_legacy_config_api_reports_attempts_and_why_a_sync_failed(
+    control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake
+) -> None:
+    failure = {"failureOrigin": "destination", "failureType": "system_error",
+               "externalMessage": "Warehouse quota exceeded"}  # fmt: skip
+    fake_airbyte.fake.add_job(
+        98, [("running", 1), ("incomplete", 1), ("failed", None)], attempts=3, failure=failure
+    )
+    fake_airbyte.fake.username, fake_airbyte.fake.password = "airbyte", "password"
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "oss"},
+              "stringData": {"url": f"{fake_airbyte.base}/api/v1", "api": "config",
+                             "username": "airbyte", "password": "password"}}  # fmt: skip
+    control_plane.kubectl("-n", op_namespace, "apply", "-f", "-", input=json.dumps(secret))
+    spec = {"jobId": 98, "pollInterval": "1s", "serverRef": {"name": "oss"}}
+    assert apply(control_plane, op_namespace, watch_manifest("legacy", spec)).returncode == 0
+    wait_for(control_plane, op_namespace, "legacy", "condition=Stalled")
+    status = get(control_plane, op_namespace, "legacy")["status"]
+    assert status["phase"] == "Failed" and status["attempts"] == 3
+    why = "destination system_error: Warehouse quota exceeded"
+    assert why in status["message"] and "after 3 attempts" in status["message"]
+    failed = eventually(
+        lambda: [e for e in events(control_plane, op_namespace, "legacy") if e["reason"] == "JobFailed"]
+    )
+    assert why in failed[0]["message"]
+    assert any(r.path == "/api/v1/jobs/get" for r in fake_airbyte.fake.requests)

@@ -51,6 +51,8 @@ class FakeJob:
     first_get: float | None = None  # wall-clock time of the first GET
     gets: int = 0
     cancelled_by_request: bool = False
+    attempts: int = 1  # the config API reports attempts; failed ones carry `failure`
+    failure: dict[str, str] | None = None  # failureOrigin, failureType, externalMessage
 
     def current(self) -> str:
         """The status for this GET, advancing the script."""
@@ -70,6 +72,31 @@ class FakeJob:
         if status in ("succeeded", "failed", "cancelled") and self.final_at is None:
             self.final_at = time.time()
         return status
+
+    def as_config_response(self, status: str) -> dict[str, Any]:
+        """The config API's JobInfoRead: epoch seconds, nested stats, attempts with failures."""
+        now = int(time.time())
+        stats = {"recordsEmitted": self.rows, "bytesEmitted": self.bytes, "recordsCommitted": self.rows,
+                 "bytesCommitted": self.bytes, "recordsRejected": 0}  # fmt: skip
+        attempts = []
+        for i in range(self.attempts):
+            last = i == self.attempts - 1
+            attempt_status = "running" if last and status not in FINAL else (
+                "succeeded" if last and status == "succeeded" else "failed")  # fmt: skip
+            attempt: dict[str, Any] = {"id": i, "status": attempt_status, "createdAt": int(self.created),
+                                       "updatedAt": now, "bytesSynced": 0, "recordsSynced": 0}  # fmt: skip
+            if attempt_status == "failed" and self.failure is not None:
+                attempt["failureSummary"] = {
+                    "failures": [{**self.failure, "retryable": False, "timestamp": now}],
+                    "partialSuccess": False,
+                }
+            attempts.append({"attempt": attempt, "logType": "formatted", "logs": {"logLines": []}})
+        return {
+            "job": {"id": self.job_id, "configType": self.job_type, "configId": self.connection_id,
+                    "enabledStreams": [], "createdAt": int(self.created), "updatedAt": now,
+                    "startedAt": int(self.created), "status": status, "aggregatedStats": stats},
+            "attempts": attempts,
+        }  # fmt: skip
 
     def as_response(self, status: str) -> dict[str, Any]:
         start = datetime.datetime.fromtimestamp(int(self.created), datetime.UTC)
@@ -186,6 +213,9 @@ class FakeAirbyte:
         app.router.add_post(f"{self.prefix}/applications/token", self._token)
         app.router.add_get(f"{self.prefix}/jobs/{{job_id}}", self._get_job)
         app.router.add_delete(f"{self.prefix}/jobs/{{job_id}}", self._cancel_job)
+        # The legacy config API, always at /api/v1 (POST + JSON).
+        app.router.add_post("/api/v1/jobs/get", self._config_get_job)
+        app.router.add_post("/api/v1/jobs/cancel", self._config_cancel_job)
         app.router.add_get(f"{self.prefix}/health", self._health)
         app.router.add_get("/_fake/stats", self._stats)
         return app
@@ -245,6 +275,55 @@ class FakeAirbyte:
             job.steps, job._index = [Step("cancelled")], 0
             job.cancelled_by_request = True
         return web.json_response(job.as_response("cancelled"))
+
+    async def _config_job(self, request: web.Request) -> tuple[FakeJob | None, web.Response | None]:
+        if not self._authorized(request.headers.get("Authorization")):
+            return None, web.json_response({"message": "Unauthorized"}, status=401)
+        try:
+            job_id = int((await request.json())["id"])
+        except (ValueError, KeyError, TypeError):
+            return None, web.json_response(
+                {
+                    "message": "Invalid input",
+                    "exceptionClassName": "InvalidInputException",
+                    "validationErrors": [{"propertyPath": "id", "message": "must be an integer"}],
+                },
+                status=422,
+            )
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None, web.json_response(
+                {
+                    "id": str(job_id),
+                    "message": f"Could not find job with id: {job_id}",
+                    "exceptionClassName": "io.airbyte.commons.server.errors.NotFoundKnownException",
+                },
+                status=404,
+            )
+        return job, None  # fmt: skip
+
+    async def _config_get_job(self, request: web.Request) -> web.Response:
+        job, error = await self._config_job(request)
+        if error is not None or job is None:
+            return error or web.Response(status=500)
+        with self.lock:
+            status = job.current()
+        return web.json_response(job.as_config_response(status))
+
+    async def _config_cancel_job(self, request: web.Request) -> web.Response:
+        job, error = await self._config_job(request)
+        if error is not None or job is None:
+            return error or web.Response(status=500)
+        with self.lock:
+            status = job.current()
+            if status in FINAL:
+                return web.json_response(
+                    {"message": "Job is not currently running",
+                     "exceptionClassName": "io.airbyte.commons.server.errors.ValueConflictKnownException"},
+                    status=409)  # fmt: skip
+            job.steps, job._index = [Step("cancelled")], 0
+            job.cancelled_by_request = True
+        return web.json_response(job.as_config_response("cancelled"))
 
     async def _stats(self, request: web.Request) -> web.Response:
         """Per-job poll counts and times, for the benchmark (which runs this in its own process)."""

@@ -414,3 +414,11 @@ def test_cancel_outcome_is_in_status_and_the_timed_out_event(outcome: str, words
     assert d.status["cancelRequested"] is True and not d.cancel_job
     assert words in d.status["message"] and words in cond(d, "Ready")["message"]
     assert reasons(d) == [("Warning", "TimedOut")] and words in d.events[0].message
+
+
+def test_a_failure_reason_from_airbyte_is_in_the_message_and_event() -> None:
+    failed = job("failed", attempts=3, failure="source config_error: bad password")
+    d = decide(SPEC, FRESH, 0, failed, T0, 1)
+    assert d.status["attempts"] == 3
+    assert d.status["message"] == "Airbyte job 7 failed after 3 attempts: source config_error: bad password"
+    assert d.events[0].message == d.status["message"]
