@@ -13,6 +13,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -145,6 +146,31 @@ class AirbyteClient:
             return "finished" if answer.kind == at.CONFLICT else answer
         return "cancelled"
 
+    async def trigger_job(self, connection_id: str, job_type: str) -> at.Job | at.Problem:
+        """POST /jobs: start a job; a 409 means the connection runs one already."""
+        body = {"connectionId": connection_id, "jobType": job_type}
+        answer = await self._call("POST", "/jobs", job_read=False, body=body)
+        return answer if isinstance(answer, at.Problem) else _parse_job(answer, 0)
+
+    async def list_jobs(self, connection_id: str, since: str | None = None) -> list[at.Job] | at.Problem:
+        """GET /jobs for a connection, newest first; `since`: only jobs created at or after it."""
+        query = {"connectionId": connection_id, "orderBy": "createdAt|DESC", "limit": "100"}
+        if since:
+            query["createdAtStart"] = since
+        answer = await self._call("GET", f"/jobs?{urlencode(query)}", job_read=False)
+        if isinstance(answer, at.Problem):
+            return answer
+        try:
+            data = json.loads(answer).get("data") or []
+        except (ValueError, AttributeError):
+            return at.Problem(at.MALFORMED, "Airbyte answered the job list with a body that is not JSON")
+        jobs = [
+            _job_from(item, 0)
+            for item in data
+            if isinstance(item, dict) and isinstance(item.get("status"), str)
+        ]
+        return jobs
+
     async def _call(self, method: str, path: str, job_read: bool, body: Any = None) -> str | at.Problem:
         """One API call's body, or the Problem; a 401 with client credentials re-fetches the
         token once and retries."""
@@ -201,6 +227,11 @@ def _parse_job(text: str, job_id: int) -> at.Job | at.Problem:
         return at.Problem(at.MALFORMED, "Airbyte answered 200 with a body that is not JSON")
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
         return at.Problem(at.MALFORMED, "Airbyte answered 200 without a job status")
+    return _job_from(body, job_id)
+
+
+def _job_from(body: dict[str, Any], job_id: int) -> at.Job:
+    """A public-API JobResponse."""
     return at.Job(
         job_id=int(body.get("jobId", job_id)),
         status=body["status"],

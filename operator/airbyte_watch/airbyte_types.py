@@ -52,4 +52,7 @@ NOT_FOUND = "JobNotFound"  # 404, 403 and 409 on a job read ("missing or inacces
 CONFLICT = "Conflict"  # 409 on a write
 SECRET_NOT_FOUND = "SecretNotFound"
 WAITING_FOR_JOB_ID = "WaitingForJobId"  # spec.jobIdFrom's ConfigMap or key does not exist yet
+WAITING_FOR_CONNECTION = "WaitingForConnection"  # a sync runs already; spec.ifRunning: Wait
+NO_JOB_YET = frozenset({WAITING_FOR_JOB_ID, WAITING_FOR_CONNECTION})  # wait, no backoff
+CONNECTION_BUSY = "ConnectionBusy"  # a sync runs already; spec.ifRunning: Fail
 INVALID_SECRET = "InvalidSecret"

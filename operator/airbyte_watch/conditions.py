@@ -22,6 +22,7 @@ JOB_RUNNING = "JobRunning"
 JOB_INCOMPLETE = "JobIncomplete"
 JOB_UNKNOWN_STATUS_WAITING = "UnknownJobStatusWaiting"
 WAITING_FOR_JOB_ID = "WaitingForJobId"
+WAITING_FOR_CONNECTION = "WaitingForConnection"
 
 # Final reasons.
 JOB_SUCCEEDED = "JobSucceeded"
@@ -30,6 +31,7 @@ JOB_CANCELLED = "JobCancelled"
 UNKNOWN_JOB_STATUS = "UnknownJobStatus"
 JOB_NOT_FOUND = "JobNotFound"
 TIMED_OUT = "TimedOut"
+CONNECTION_BUSY = "ConnectionBusy"
 
 # Stalled but re-checked until the deadline: fixable by the user.
 SECRET_NOT_FOUND = "SecretNotFound"

@@ -158,13 +158,15 @@ def decide(
         return Decision(new, tuple(events), _until(spec.poll_interval, now, deadline), 0)
 
     # A problem: no job this time.
-    if answer.kind == at.WAITING_FOR_JOB_ID:
+    if answer.kind in at.NO_JOB_YET:
         if now >= deadline:
-            return _timed_out(finish, "The job id", spec, answer.detail)
-        message = f"waiting for the job id: {answer.detail}"
+            return _timed_out(finish, "The job", spec, answer.detail)
+        message = f"waiting for the job: {answer.detail}"
         new["message"] = message
-        new["conditions"] = c.mark_waiting(conds, c.WAITING_FOR_JOB_ID, message, generation, stamp)
+        new["conditions"] = c.mark_waiting(conds, answer.kind, message, generation, stamp)
         return Decision(new, tuple(events), _until(spec.poll_interval, now, deadline), 0)
+    if answer.kind == at.CONNECTION_BUSY:
+        return finish(FAILED, c.CONNECTION_BUSY, answer.detail)
     failures += 1
     if answer.kind == at.NOT_FOUND:
         return finish(FAILED, c.JOB_NOT_FOUND, f"{job_name} was not found: {answer.detail}")

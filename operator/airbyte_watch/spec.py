@@ -39,6 +39,9 @@ class WatchSpec:
     job_id_from: JobIdSource | None = None
     cancel_on_timeout: bool = False
     cancel_on_delete: bool = False
+    connection_id: str | None = None  # trigger mode: start a job on this connection, then watch it
+    job_type: str = "sync"
+    if_running: str = "Adopt"  # when a sync runs already: Adopt, Wait or Fail
 
 
 def parse_job_id(value: Any, field: str = "jobId") -> int:
@@ -69,8 +72,8 @@ def _duration(spec: Mapping[str, Any], field: str, default: str, minimum: float)
 
 def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec:
     source = _job_id_source(spec.get("jobIdFrom"))
-    if ("jobId" in spec) == (source is not None):
-        raise InvalidSpec("jobId", "exactly one of jobId and jobIdFrom is required")
+    if ["jobId" in spec, source is not None, "connectionId" in spec].count(True) != 1:
+        raise InvalidSpec("jobId", "exactly one of jobId, jobIdFrom and connectionId is required")
     backoff = spec.get("backoff") or {}
     max_delay = _duration(backoff, "maxDelay", "5m", 1.0)
     on_unknown = spec.get("onUnknownStatus", "Fail")
@@ -80,7 +83,7 @@ def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec
     if "/" in server:
         raise InvalidSpec("serverRef.name", "must name a Secret in the watch's own namespace")
     return WatchSpec(
-        job_id=parse_job_id(spec["jobId"]) if source is None else None,
+        job_id=parse_job_id(spec["jobId"]) if "jobId" in spec else None,
         server_secret=server,
         poll_interval=_duration(spec, "pollInterval", "30s", 1.0),
         timeout=_duration(spec, "timeout", "168h", 1e-9),
@@ -90,6 +93,9 @@ def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec
         job_id_from=source,
         cancel_on_timeout=bool(spec.get("cancelOnTimeout", False)),
         cancel_on_delete=bool(spec.get("cancelOnDelete", False)),
+        connection_id=str(spec["connectionId"]) if "connectionId" in spec else None,
+        job_type=str(spec.get("jobType", "sync")),
+        if_running=str(spec.get("ifRunning", "Adopt")),
     )
 
 

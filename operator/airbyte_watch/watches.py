@@ -27,6 +27,7 @@ from .decision import (
     decide_invalid_spec,
     is_final,
     restamp,
+    timestamp,
     with_cancel_outcome,
 )
 from .durations import parse_duration
@@ -207,6 +208,50 @@ class Watches:
             await asyncio.sleep(2**attempt)
         return "gave up"  # pragma: no cover
 
+    async def _trigger(self, watch: Watch, spec: WatchSpec, connection_id: str) -> int | at.Problem:
+        """Start the job once: record the intent, then POST; after a restart or a lost answer,
+        adopt the connection's job created since the intent instead of posting again."""
+        config = await self.connections.resolve(watch.namespace, spec.server_secret)
+        if not isinstance(config, ServerConfig):
+            return config
+        client = self.clients.get(config)
+        intent = watch.status.get("triggeredAt")
+        if intent:
+            since = await client.list_jobs(connection_id, since=intent)
+            if isinstance(since, at.Problem):
+                return since
+            ours = [j for j in since if j.job_type in (None, spec.job_type)]
+            if ours:
+                return min(ours, key=lambda j: j.job_id).job_id  # the first created after the intent
+        else:
+            stamp = timestamp(self.clock())
+            if not await self._write(watch, {**watch.status, "triggeredAt": stamp}, ()):
+                return at.Problem(at.UNREACHABLE, "could not record the intent to trigger; retrying")
+        started = await client.trigger_job(connection_id, spec.job_type)
+        if isinstance(started, at.Job):
+            log.info("%s/%s: started Airbyte job %d on connection %s", watch.namespace, watch.name,
+                     started.job_id, connection_id)  # fmt: skip
+            return started.job_id
+        if started.kind != at.CONFLICT:
+            return started
+        if spec.if_running == "Fail":
+            return at.Problem(at.CONNECTION_BUSY, f"connection {connection_id} already runs a job "
+                              f"(spec.ifRunning: Fail): {started.detail}")  # fmt: skip
+        if spec.if_running == "Wait":
+            # This POST created nothing: drop the intent, so that the next one is written just
+            # before the next POST and never matches the job that is running now.
+            await self._write(watch, {k: v for k, v in watch.status.items() if k != "triggeredAt"}, ())
+            return at.Problem(
+                at.WAITING_FOR_CONNECTION, f"connection {connection_id} runs a job: {started.detail}"
+            )
+        recent = await client.list_jobs(connection_id)
+        if isinstance(recent, at.Problem):
+            return recent
+        running = [j for j in recent if j.status not in (at.SUCCEEDED, at.FAILED, at.CANCELLED)]
+        if not running:
+            return at.Problem(at.WAITING_FOR_CONNECTION, f"connection {connection_id} was busy; trying again")
+        return running[0].job_id  # spec.ifRunning: Adopt
+
     async def _keep_finalizer_in_step(self, watch: Watch, spec: WatchSpec) -> None:
         """Hold deletes with our finalizer only while a cancel could be needed."""
         wanted = spec.cancel_on_delete and not is_final(watch.status) and not watch.deleted
@@ -288,10 +333,13 @@ class Watches:
         return answer
 
     async def _job_id_from(self, watch: Watch, spec: WatchSpec) -> int | at.Problem | InvalidSpec:
-        """The job id: fixed in status once read, else from spec.jobIdFrom's ConfigMap key."""
+        """The job id: fixed in status once known; else from spec.jobIdFrom's ConfigMap key, or
+        the job this watch starts on spec.connectionId."""
         known = watch.status.get("jobId")
         if isinstance(known, int):
             return known
+        if spec.connection_id is not None:
+            return await self._trigger(watch, spec, spec.connection_id)
         assert spec.job_id_from is not None
         name, key = spec.job_id_from.config_map, spec.job_id_from.key
         try:

@@ -24,7 +24,7 @@ MISSING = object()
         ({"jobId": 1.5}, "spec.jobId", "must be of type integer,string"),
         ({"jobId": "9223372036854775808"}, "spec.jobId", "positive 64-bit integer"),
         ({"jobId": 9223372036854775808}, "spec.jobId", "must be of type integer,string"),
-        ({"pollInterval": "30s"}, "spec", "exactly one of jobId and jobIdFrom must be set"),
+        ({"pollInterval": "30s"}, "spec", "exactly one of jobId, jobIdFrom and connectionId must be set"),
         ({"jobId": 1, "pollInterval": "0s"}, "spec.pollInterval", "at least 1s"),
         ({"jobId": 1, "pollInterval": "fast"}, "spec.pollInterval", "should match"),
         ({"jobId": 1, "pollInterval": "-5s"}, "spec.pollInterval", "should match"),

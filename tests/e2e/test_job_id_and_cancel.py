@@ -54,7 +54,7 @@ def test_schema_wants_exactly_one_job_id_source(control_plane: ControlPlane, nam
     both = apply(control_plane, namespace, watch_manifest("both", {**FROM, "jobId": 1}))
     neither = apply(control_plane, namespace, watch_manifest("neither", {"pollInterval": "1s"}))
     for done in (both, neither):
-        assert done.returncode != 0 and "exactly one of jobId and jobIdFrom" in done.stderr
+        assert done.returncode != 0 and "exactly one of jobId, jobIdFrom and connectionId" in done.stderr
 
 
 def test_cancel_on_timeout_cancels_a_job_still_running(

@@ -54,8 +54,7 @@ class FakeJob:
     attempts: int = 1  # the config API reports attempts; failed ones carry `failure`
     failure: dict[str, str] | None = None  # failureOrigin, failureType, externalMessage
 
-    def current(self) -> str:
-        """The status for this GET, advancing the script."""
+    def _advance(self) -> None:
         while self._index < len(self.steps) - 1:
             step = self.steps[self._index]
             done_by_polls = step.polls is not None and self._served >= step.polls
@@ -64,6 +63,10 @@ class FakeJob:
             if not (done_by_polls or done_by_time or done_by_clock):
                 break
             self._index, self._served, self._step_began = self._index + 1, 0, time.monotonic()
+
+    def current(self) -> str:
+        """The status for this GET, advancing the script."""
+        self._advance()
         self._served += 1
         self.gets += 1
         if self.first_get is None:
@@ -72,6 +75,11 @@ class FakeJob:
         if status in ("succeeded", "failed", "cancelled") and self.final_at is None:
             self.final_at = time.time()
         return status
+
+    def peek(self) -> str:
+        """The status now, without counting a poll."""
+        self._advance()
+        return self.steps[self._index].status
 
     def as_config_response(self, status: str) -> dict[str, Any]:
         """The config API's JobInfoRead: epoch seconds, nested stats, attempts with failures."""
@@ -128,6 +136,7 @@ class Fault:
     path_contains: str = ""
     delay: float = 0.0  # wait this long before answering (a slow server)
     method: str = ""  # only requests with this method ("" = any)
+    passthrough: bool = False  # after the delay, answer as usual (a slow but working server)
     reset: bool = False  # start a 200 body, then drop the connection mid-body
 
 
@@ -173,6 +182,9 @@ class FakeAirbyte:
         self.username, self.password = username, password
         self.token_lifetime = token_lifetime
         self.jobs: dict[int, FakeJob] = {}
+        # Trigger mode: the script of jobs started on a connection with POST /jobs.
+        self.connection_scripts: dict[str, list[Step]] = {}
+        self._next_job_id = 500_000
         self.tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
@@ -213,6 +225,8 @@ class FakeAirbyte:
         app.router.add_post(f"{self.prefix}/applications/token", self._token)
         app.router.add_get(f"{self.prefix}/jobs/{{job_id}}", self._get_job)
         app.router.add_delete(f"{self.prefix}/jobs/{{job_id}}", self._cancel_job)
+        app.router.add_post(f"{self.prefix}/jobs", self._start_job)
+        app.router.add_get(f"{self.prefix}/jobs", self._list_jobs)
         # The legacy config API, always at /api/v1 (POST + JSON).
         app.router.add_post("/api/v1/jobs/get", self._config_get_job)
         app.router.add_post("/api/v1/jobs/cancel", self._config_cancel_job)
@@ -237,10 +251,18 @@ class FakeAirbyte:
                 if fault.count <= 0:
                     self.faults.remove(fault)
         if fault is not None:
-            return await self._faulty(request, fault)
+            return await self._faulty(request, fault, handler)
         return await handler(request)
 
-    async def _faulty(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+    async def _faulty(self, request: web.Request, fault: Fault, handler: Any) -> web.StreamResponse:
+        if fault.passthrough:
+            # Like a real server, finish the work even if the client hangs up meanwhile.
+            async def slowly() -> web.StreamResponse:
+                await request.read()  # the body arrived with the request; keep it
+                await asyncio.sleep(fault.delay)
+                return await handler(request)
+
+            return await asyncio.shield(asyncio.ensure_future(slowly()))
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.reset:
@@ -275,6 +297,45 @@ class FakeAirbyte:
             job.steps, job._index = [Step("cancelled")], 0
             job.cancelled_by_request = True
         return web.json_response(job.as_response("cancelled"))
+
+    async def _start_job(self, request: web.Request) -> web.Response:
+        """POST /jobs: start a job on a connection; 409 try-again-later if one runs already."""
+        if not self._authorized(request.headers.get("Authorization")):
+            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
+        body = await request.json()
+        connection = str(body.get("connectionId", ""))
+        with self.lock:
+            if connection not in self.connection_scripts:
+                return problem(404, "resource-not-found", "The requested resource could not be found.",
+                               {"resourceType": "connection", "resourceId": connection})  # fmt: skip
+            for job in self.jobs.values():
+                if job.connection_id == connection and job.peek() not in FINAL:
+                    return problem(409, "try-again-later", "Please try again later.",
+                                   {"message": f"A sync is already running for: {connection}"})  # fmt: skip
+            self._next_job_id += 1
+            job = FakeJob(self._next_job_id, list(self.connection_scripts[connection]),
+                          connection_id=connection, job_type=str(body.get("jobType", "sync")))  # fmt: skip
+            self.jobs[job.job_id] = job
+        return web.json_response(job.as_response("pending"))
+
+    async def _list_jobs(self, request: web.Request) -> web.Response:
+        """GET /jobs?connectionId=&createdAtStart=&orderBy=createdAt|DESC&limit=."""
+        if not self._authorized(request.headers.get("Authorization")):
+            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
+        query = request.query
+        since = query.get("createdAtStart")
+        start = datetime.datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp() if since else 0.0
+        with self.lock:
+            found = [
+                j
+                for j in self.jobs.values()
+                if j.connection_id == query.get("connectionId", j.connection_id) and j.created >= start
+            ]
+            found.sort(
+                key=lambda j: j.created, reverse=query.get("orderBy", "createdAt|DESC").endswith("DESC")
+            )
+            data = [j.as_response(j.peek()) for j in found[: int(query.get("limit", "20"))]]
+        return web.json_response({"data": data, "next": None, "previous": None})  # fmt: skip
 
     async def _config_job(self, request: web.Request) -> tuple[FakeJob | None, web.Response | None]:
         if not self._authorized(request.headers.get("Authorization")):
