@@ -6,6 +6,8 @@ Every call returns a Job or a typed Problem; nothing here raises for an HTTP or 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import email.utils
 import json
 import logging
@@ -148,12 +150,20 @@ class AirbyteClient:
 
     async def trigger_job(self, connection_id: str, job_type: str) -> at.Job | at.Problem:
         """POST /jobs: start a job; a 409 means the connection runs one already."""
+        if self.config.api == "config":
+            path, body = "/connections/sync", {"connectionId": connection_id}
+            if job_type != "sync":
+                path = "/connections/reset"
+            answer = await self._call("POST", path, job_read=False, body=body)
+            return answer if isinstance(answer, at.Problem) else _parse_config_job(answer, 0)
         body = {"connectionId": connection_id, "jobType": job_type}
         answer = await self._call("POST", "/jobs", job_read=False, body=body)
         return answer if isinstance(answer, at.Problem) else _parse_job(answer, 0)
 
     async def list_jobs(self, connection_id: str, since: str | None = None) -> list[at.Job] | at.Problem:
         """GET /jobs for a connection, newest first; `since`: only jobs created at or after it."""
+        if self.config.api == "config":
+            return await self._list_config_jobs(connection_id, since)
         query = {"connectionId": connection_id, "orderBy": "createdAt|DESC", "limit": "100"}
         if since:
             query["createdAtStart"] = since
@@ -170,6 +180,30 @@ class AirbyteClient:
             if isinstance(item, dict) and isinstance(item.get("status"), str)
         ]
         return jobs
+
+    async def _list_config_jobs(self, connection_id: str, since: str | None) -> list[at.Job] | at.Problem:
+        """The config API's POST /jobs/list for a connection, newest first, filtered by `since`."""
+        body = {"configTypes": ["sync", "reset_connection", "clear"], "configId": connection_id}
+        answer = await self._call("POST", "/jobs/list", job_read=False, body=body)
+        if isinstance(answer, at.Problem):
+            return answer
+        try:
+            items = json.loads(answer).get("jobs") or []
+        except (ValueError, AttributeError):
+            return at.Problem(at.MALFORMED, "Airbyte answered the job list with a body that is not JSON")
+        start = datetime.datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp() if since else 0.0
+        jobs = []
+        for item in items:
+            job = item.get("job") if isinstance(item, dict) else None
+            if (
+                isinstance(job, dict)
+                and isinstance(job.get("status"), str)
+                and (job.get("createdAt") or 0) >= start
+            ):
+                parsed = _parse_config_job(json.dumps({"job": job, "attempts": []}), 0)
+                if isinstance(parsed, at.Job):
+                    jobs.append(dataclasses.replace(parsed, attempts=None))
+        return sorted(jobs, key=lambda j: -j.job_id)
 
     async def _call(self, method: str, path: str, job_read: bool, body: Any = None) -> str | at.Problem:
         """One API call's body, or the Problem; a 401 with client credentials re-fetches the

@@ -111,7 +111,7 @@ def decide(
         new["jobId"] = spec.job_id
     new.setdefault("phase", PENDING)
     conds = list(status.get("conditions") or [])
-    job_name = f"Airbyte job {spec.job_id}"
+    job_name = f"Airbyte job {spec.job_id}" if spec.job_id is not None else "The Airbyte job"
     events: list[Event] = []
     was_retrying = _reconciling_reason(status) == c.PROGRESSING_WITH_RETRY
 

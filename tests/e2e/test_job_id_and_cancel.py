@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from tests.support.cluster import apply, condition, events, eventually, get, reasons, wait_for, watch_manifest
 from tests.support.controlplane import ControlPlane
-from tests.support.fake_airbyte import Fault, RunningFake
+from tests.support.fake_airbyte import Fault, RunningFake, Step
 
 pytestmark = pytest.mark.cluster
 
@@ -175,3 +176,23 @@ def test_legacy_config_api_reports_attempts_and_why_a_sync_failed(
     )
     assert why in failed[0]["message"]
     assert any(r.path == "/api/v1/jobs/get" for r in fake_airbyte.fake.requests)
+
+
+def test_delete_reads_the_job_first_and_does_not_cancel_one_that_finished(
+    control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake, airbyte_secret: str
+) -> None:
+    # The job ends unseen (the watch polls hourly); a cancel now would stop whatever job the
+    # connection runs next, so the operator must read first and leave it alone.
+    job = fake_airbyte.fake.add_job(100, [Step("running", seconds=2), Step("succeeded")])
+    spec = {"jobId": 100, "pollInterval": "1h", "cancelOnDelete": True}
+    assert apply(control_plane, op_namespace, watch_manifest("late", spec)).returncode == 0
+    wait_for(
+        control_plane,
+        op_namespace,
+        "late",
+        "jsonpath={.metadata.finalizers[0]}=airbyte.watch/cancel-on-delete",
+    )
+    time.sleep(2.5)
+    control_plane.kubectl("-n", op_namespace, "delete", "ajw", "late", "--timeout=30s", timeout=40)
+    assert not job.cancelled_by_request
+    assert not [r for r in fake_airbyte.fake.requests if r.method == "DELETE"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from pathlib import Path
@@ -108,3 +109,19 @@ def test_never_triggers_twice_when_killed_between_the_post_and_the_status_write(
     started = [j for j in fake_airbyte.fake.jobs.values() if j.connection_id == CONNECTION]
     assert len(started) == 1
     assert get(control_plane, ns, "once")["status"]["jobId"] == started[0].job_id
+
+
+def test_trigger_through_the_legacy_config_api(
+    control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake
+) -> None:
+    fake_airbyte.fake.connection_scripts[CONNECTION] = [Step("running", polls=1), Step("succeeded")]
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "oss"},
+              "stringData": {"url": f"{fake_airbyte.base}/api/v1", "api": "config",
+                             "username": "airbyte", "password": "password"}}  # fmt: skip
+    fake_airbyte.fake.username, fake_airbyte.fake.password = "airbyte", "password"
+    control_plane.kubectl("-n", op_namespace, "apply", "-f", "-", input=json.dumps(secret))
+    trigger(control_plane, op_namespace, "legacy", serverRef={"name": "oss"})
+    wait_for(control_plane, op_namespace, "legacy", "condition=Ready")
+    assert get(control_plane, op_namespace, "legacy")["status"]["jobId"] > 500_000
+    syncs = [r for r in fake_airbyte.fake.requests if r.path == "/api/v1/connections/sync"]
+    assert len(syncs) == 1

@@ -230,6 +230,8 @@ class FakeAirbyte:
         # The legacy config API, always at /api/v1 (POST + JSON).
         app.router.add_post("/api/v1/jobs/get", self._config_get_job)
         app.router.add_post("/api/v1/jobs/cancel", self._config_cancel_job)
+        app.router.add_post("/api/v1/connections/sync", self._config_sync)
+        app.router.add_post("/api/v1/jobs/list", self._config_list_jobs)
         app.router.add_get(f"{self.prefix}/health", self._health)
         app.router.add_get("/_fake/stats", self._stats)
         return app
@@ -336,6 +338,26 @@ class FakeAirbyte:
             )
             data = [j.as_response(j.peek()) for j in found[: int(query.get("limit", "20"))]]
         return web.json_response({"data": data, "next": None, "previous": None})  # fmt: skip
+
+    async def _config_sync(self, request: web.Request) -> web.Response:
+        """POST /api/v1/connections/sync: the public POST /jobs, answered as a JobInfoRead."""
+        answer = await self._start_job(request)
+        if answer.status != 200:
+            detail = json.loads(answer.text or "{}").get("data", {}).get("message", "conflict")
+            return web.json_response({"message": detail, "exceptionClassName": "ValueConflictKnownException"},
+                                     status=answer.status)  # fmt: skip
+        job = self.jobs[json.loads(answer.text or "{}")["jobId"]]
+        return web.json_response(job.as_config_response("pending"))
+
+    async def _config_list_jobs(self, request: web.Request) -> web.Response:
+        if not self._authorized(request.headers.get("Authorization")):
+            return web.json_response({"message": "Unauthorized"}, status=401)
+        body = await request.json()
+        with self.lock:
+            found = sorted((j for j in self.jobs.values() if j.connection_id == body.get("configId")),
+                           key=lambda j: j.created, reverse=True)  # fmt: skip
+            items = [{"job": j.as_config_response(j.peek())["job"], "attempts": []} for j in found]
+        return web.json_response({"jobs": items, "totalJobCount": len(items)})
 
     async def _config_job(self, request: web.Request) -> tuple[FakeJob | None, web.Response | None]:
         if not self._authorized(request.headers.get("Authorization")):
