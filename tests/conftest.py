@@ -18,6 +18,14 @@ CLIENT_SECRET = "cs-SENTINEL-7f3a9c"  # distinctive, so tests can scan output fo
 OPERATOR_NAMESPACES = "op-*"  # the session operator watches only namespaces named like this
 
 
+def create_default_secret(plane: cp.ControlPlane, namespace: str, url: str) -> None:
+    """The Secret `airbyte-default` in `namespace`, with the fake Airbyte's test credentials."""
+    plane.kubectl(
+        "-n", namespace, "create", "secret", "generic", "airbyte-default", f"--from-literal=url={url}",
+        f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[cp.ControlPlane]:
     with cp.running() as plane:
@@ -52,12 +60,7 @@ def fake_airbyte() -> Iterator[RunningFake]:
 @pytest.fixture
 def airbyte_secret(control_plane: cp.ControlPlane, op_namespace: str, fake_airbyte: RunningFake) -> str:
     """The default connection Secret in the test's namespace, pointing at the fake Airbyte."""
-    control_plane.kubectl(
-        "-n", op_namespace, "create", "secret", "generic", "airbyte-default",
-        f"--from-literal=url={fake_airbyte.url}",
-        f"--from-literal=clientId={CLIENT_ID}",
-        f"--from-literal=clientSecret={CLIENT_SECRET}",
-    )  # fmt: skip
+    create_default_secret(control_plane, op_namespace, fake_airbyte.url)
     return "airbyte-default"
 
 

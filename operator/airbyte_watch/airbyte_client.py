@@ -47,7 +47,6 @@ class AirbyteClient:
         self._token: str | None = None
         self._token_expires_at = 0.0  # monotonic; 0 = fetch before use
         self._token_lock = asyncio.Lock()
-        self.token_fetches = 0
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if self.config.insecure_skip_tls_verify:
@@ -94,7 +93,6 @@ class AirbyteClient:
                 "client_secret": self.config.client_secret,
                 "grant-type": "client_credentials",
             }
-            self.token_fetches += 1
             self._on_token_fetch(self.config.host)
             await self._limit()
             async with self.session.post(self.config.token_endpoint, json=body) as response:

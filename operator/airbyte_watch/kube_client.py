@@ -41,8 +41,6 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self.component = component
         self.instance = instance or socket.gethostname()
-        self.status_patches = 0
-        self.events_posted = 0
         self.on_write: Callable[[str], None] = lambda kind: None  # metrics hook
 
     def _connect(self) -> aiohttp.ClientSession:
@@ -169,7 +167,6 @@ class KubeClient:
             return None
         if status >= 300:
             raise KubeError(f"status patch of {namespace}/{name} answered {status}: {_msg(body)}")
-        self.status_patches += 1
         self.on_write("status_patch")
         return str(((body or {}).get("metadata") or {}).get("resourceVersion", ""))
 
@@ -229,7 +226,6 @@ class KubeClient:
                 "Could not post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], _msg(body)
             )
             return False
-        self.events_posted += 1
         self.on_write("event")
         return True
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from airbyte_watch.metrics import Metrics
 
-from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.conftest import create_default_secret
 from tests.support.cluster import OperatorProcess, apply, get, reasons, wait_for, watch_manifest
 from tests.support.controlplane import ROOT, ControlPlane
 from tests.support.fake_airbyte import RunningFake
@@ -72,11 +72,7 @@ def test_operator_works_with_only_the_deployed_rbac(
     sa_plane.kubeconfig.write_text(yaml.safe_dump(config))
     namespace = f"rbac-{int(time.time() * 1000) % 100000}"
     control_plane.kubectl("create", "namespace", namespace)
-    control_plane.kubectl(
-        "-n", namespace, "create", "secret", "generic", "airbyte-default",
-        f"--from-literal=url={fake_airbyte.url}",
-        f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
-    )  # fmt: skip
+    create_default_secret(control_plane, namespace, fake_airbyte.url)
     fake_airbyte.fake.add_job(21, [("running", 1), ("succeeded", None)])
     assert (
         apply(control_plane, namespace, watch_manifest("w", {"jobId": 21, "pollInterval": "1s"})).returncode

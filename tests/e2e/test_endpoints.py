@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.conftest import create_default_secret
 from tests.support.cluster import OperatorProcess, apply, eventually, wait_for, watch_manifest
 from tests.support.controlplane import ControlPlane, free_port, running
 from tests.support.fake_airbyte import Fault, RunningFake
@@ -40,11 +40,7 @@ def sample(metrics: str, name: str, **labels: str) -> float:
 def test_metrics_and_probes(
     control_plane: ControlPlane, namespace: str, fake_airbyte: RunningFake, tmp_path: Path
 ) -> None:
-    control_plane.kubectl(
-        "-n", namespace, "create", "secret", "generic", "airbyte-default",
-        f"--from-literal=url={fake_airbyte.url}",
-        f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
-    )  # fmt: skip
+    create_default_secret(control_plane, namespace, fake_airbyte.url)
     fake_airbyte.fake.add_job(518273, [("running", 2), ("succeeded", None)], rows=45, bytes_=1234)
     fake_airbyte.fake.add_job(529384, [("running", 1), ("failed", None)])
     fake_airbyte.fake.inject(Fault(500, "{}", path_contains="/jobs/518273"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.conftest import create_default_secret
 from tests.support.cluster import (
     OperatorProcess,
     apply,
@@ -33,11 +33,7 @@ def own_namespace(control_plane: ControlPlane, fake_airbyte: RunningFake) -> str
     """A namespace no session operator watches, with the default Secret, for a private operator."""
     name = f"own-{secrets.token_hex(4)}"
     control_plane.kubectl("create", "namespace", name)
-    control_plane.kubectl(
-        "-n", name, "create", "secret", "generic", "airbyte-default",
-        f"--from-literal=url={fake_airbyte.url}",
-        f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
-    )  # fmt: skip
+    create_default_secret(control_plane, name, fake_airbyte.url)
     return name
 
 
@@ -169,11 +165,7 @@ def test_api_server_restart_drops_watch_streams_and_nothing_is_lost(
     with running() as plane:  # its own control plane: this test kills the API server
         ns = "restarts"
         plane.kubectl("create", "namespace", ns)
-        plane.kubectl(
-            "-n", ns, "create", "secret", "generic", "airbyte-default",
-            f"--from-literal=url={fake_airbyte.url}",
-            f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
-        )  # fmt: skip
+        create_default_secret(plane, ns, fake_airbyte.url)
         fake_airbyte.fake.add_job(
             37, [Step("running", polls=1), Step("running", seconds=8), Step("succeeded")]
         )

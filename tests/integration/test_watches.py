@@ -12,7 +12,7 @@ from airbyte_watch.connections import Connections
 from airbyte_watch.kube_client import KubeClient, KubeError
 from airbyte_watch.watches import Watches
 
-from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.conftest import create_default_secret
 from tests.support.cluster import apply, events, get, status_patches, watch_manifest
 from tests.support.controlplane import ControlPlane
 from tests.support.fake_airbyte import Fault, RunningFake
@@ -36,11 +36,7 @@ class FlakyKube(KubeClient):
 async def setup(  # type: ignore[no-untyped-def]
     control_plane: ControlPlane, namespace: str, fake_airbyte: RunningFake, monkeypatch: pytest.MonkeyPatch
 ):
-    control_plane.kubectl(
-        "-n", namespace, "create", "secret", "generic", "airbyte-default",
-        f"--from-literal=url={fake_airbyte.url}",
-        f"--from-literal=clientId={CLIENT_ID}", f"--from-literal=clientSecret={CLIENT_SECRET}",
-    )  # fmt: skip
+    create_default_secret(control_plane, namespace, fake_airbyte.url)
 
     def login() -> kopf.ConnectionInfo:
         return kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())  # type: ignore[return-value]
