@@ -288,7 +288,8 @@ def _parse_config_job(text: str, job_id: int) -> at.Job | at.Problem:
     return at.Job(
         job_id=_opt_int(job.get("id")) or job_id,
         status=job["status"],
-        job_type=_opt_str(job.get("configType")),
+        # The config API says reset_connection where the public API says reset.
+        job_type={"reset_connection": "reset"}.get(job.get("configType"), _opt_str(job.get("configType"))),
         connection_id=_opt_str(job.get("configId")),
         rows_synced=_opt_int(stats.get("recordsCommitted")),
         bytes_synced=_opt_int(stats.get("bytesCommitted")),

@@ -9,7 +9,7 @@ from airbyte_watch import airbyte_types as at
 from airbyte_watch.airbyte_client import AirbyteClient
 from airbyte_watch.server_config import ServerConfig, parse_server_config
 
-from tests.support.fake_airbyte import FakeAirbyte, RunningFake
+from tests.support.fake_airbyte import FakeAirbyte, RunningFake, Step
 
 FAILURE = {"failureOrigin": "source", "failureType": "config_error",
            "externalMessage": "Invalid credentials for Postgres source"}  # fmt: skip
@@ -61,3 +61,22 @@ async def test_unknown_job_and_cancels(fake: RunningFake) -> None:
 def test_secret_api_key() -> None:
     assert parse_server_config({"url": "http://h/api/v1", "api": "config"}).api == "config"
     assert ServerConfig(url="http://h/v1").api == "public"
+
+
+async def test_trigger_and_adopt_a_reset_through_the_config_api(fake: RunningFake) -> None:
+    connection = "9924bcd0-99be-453d-ba47-c2c9766f7da5"
+    fake.fake.connection_scripts[connection] = [Step("running", None)]
+    client = config_client(fake)
+    try:
+        started = await client.trigger_job(connection, "reset")
+        busy = await client.trigger_job(connection, "reset")
+        listed = await client.list_jobs(connection, since="2000-01-01T00:00:00Z")
+    finally:
+        await client.close()
+    assert isinstance(started, at.Job) and started.job_type == "reset"
+    assert isinstance(busy, at.Problem) and busy.kind == at.CONFLICT
+    assert isinstance(listed, list) and [j.job_id for j in listed] == [started.job_id]
+    assert listed[0].job_type == "reset", "adoption after a restart matches the job type asked for"
+    assert [r.path for r in fake.fake.requests if "connections" in r.path] == [
+        "/api/v1/connections/reset"
+    ] * 2

@@ -231,6 +231,7 @@ class FakeAirbyte:
         app.router.add_post("/api/v1/jobs/get", self._config_get_job)
         app.router.add_post("/api/v1/jobs/cancel", self._config_cancel_job)
         app.router.add_post("/api/v1/connections/sync", self._config_sync)
+        app.router.add_post("/api/v1/connections/reset", self._config_sync)
         app.router.add_post("/api/v1/jobs/list", self._config_list_jobs)
         app.router.add_get(f"{self.prefix}/health", self._health)
         app.router.add_get("/_fake/stats", self._stats)
@@ -340,13 +341,15 @@ class FakeAirbyte:
         return web.json_response({"data": data, "next": None, "previous": None})  # fmt: skip
 
     async def _config_sync(self, request: web.Request) -> web.Response:
-        """POST /api/v1/connections/sync: the public POST /jobs, answered as a JobInfoRead."""
+        """POST /api/v1/connections/sync or /reset: the public POST /jobs, as a JobInfoRead."""
         answer = await self._start_job(request)
         if answer.status != 200:
             detail = json.loads(answer.text or "{}").get("data", {}).get("message", "conflict")
             return web.json_response({"message": detail, "exceptionClassName": "ValueConflictKnownException"},
                                      status=answer.status)  # fmt: skip
         job = self.jobs[json.loads(answer.text or "{}")["jobId"]]
+        if request.path.endswith("/reset"):
+            job.job_type = "reset_connection"
         return web.json_response(job.as_config_response("pending"))
 
     async def _config_list_jobs(self, request: web.Request) -> web.Response:
