@@ -43,7 +43,7 @@ class Connections:
 
     async def _read(self, namespace: str, name: str) -> ServerConfig | at.Problem:
         try:
-            status, data = await self._kube.read_secret(namespace, name)
+            status, data = await self._kube.read_data("secrets", namespace, name)
         except KubeError as exc:
             return at.Problem(at.UNREACHABLE, f"cannot read Secret {name!r}: {exc}")
         if status == 404:

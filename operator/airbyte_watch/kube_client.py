@@ -229,16 +229,12 @@ class KubeClient:
         self.on_write("event")
         return True
 
-    async def read_config_map(self, namespace: str, name: str) -> tuple[int, Mapping[str, str] | None]:
-        """(HTTP status, the ConfigMap's data) for a ConfigMap in `namespace`; data only on 200."""
-        status, body = await self._request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-        if status == 200 and isinstance(body, dict):
-            return status, body.get("data") or {}
-        return status, None
-
-    async def read_secret(self, namespace: str, name: str) -> tuple[int, Mapping[str, str] | None]:
-        """(HTTP status, the Secret's data) for a Secret in `namespace`; data only on 200."""
-        status, body = await self._request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+    async def read_data(
+        self, resource: str, namespace: str, name: str
+    ) -> tuple[int, Mapping[str, str] | None]:
+        """(HTTP status, `data`) of a Secret or ConfigMap (`resource`) read by name in `namespace`;
+        the data only on 200."""
+        status, body = await self._request("GET", f"/api/v1/namespaces/{namespace}/{resource}/{name}")
         if status == 200 and isinstance(body, dict):
             return status, body.get("data") or {}
         return status, None

@@ -113,19 +113,7 @@ class Watches:
             self.forget(key)  # deleted and re-created under the same name
             watch = None
         if watch is None:
-            watch = Watch(
-                namespace=key[0],
-                name=key[1],
-                uid=meta.get("uid", ""),
-                generation=int(meta.get("generation", 1)),
-                spec=_keep(body.get("spec"), owned),
-                status=_keep(body.get("status"), owned),
-                resource_version=str(meta.get("resourceVersion", "")),
-                finalizers=list(meta.get("finalizers") or []),
-            )
-            self.known[key] = watch
-            self.metrics.set_phase(key, watch.status.get("phase"))
-            self._plan_first_poll(watch)
+            self._plan_first_poll(self._remember(key, body, owned))
             return
         watch.finalizers = list(meta.get("finalizers") or [])
         # Our own status writes come back here too: only spec changes matter.
@@ -146,16 +134,29 @@ class Watches:
             self.metrics.set_phase(key, None)
         self.scheduler.unschedule(key)
 
+    def _remember(self, key: Key, body: Mapping[str, Any], owned: bool) -> Watch:
+        meta = body.get("metadata") or {}
+        watch = Watch(
+            namespace=key[0],
+            name=key[1],
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation", 1)),
+            spec=_keep(body.get("spec"), owned),
+            status=_keep(body.get("status"), owned),
+            resource_version=str(meta.get("resourceVersion", "")),
+            finalizers=list(meta.get("finalizers") or []),
+        )
+        self.known[key] = watch
+        self.metrics.set_phase(key, watch.status.get("phase"))
+        return watch
+
     def _deleting(self, key: Key, body: Mapping[str, Any], owned: bool) -> None:
         """A delete began: with our finalizer, cancel the job first; otherwise just let go."""
         finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
         if CANCEL_FINALIZER not in finalizers:
             self.forget(key)
             return
-        watch = self.known.get(key)
-        if watch is None:  # e.g. a restart found it mid-delete
-            self.observe(None, {**body, "metadata": {**body["metadata"], "deletionTimestamp": None}}, owned)
-            watch = self.known[key]
+        watch = self.known.get(key) or self._remember(key, body, owned)  # e.g. found mid-delete
         if not watch.cleaning:
             watch.cleaning = True
             self.scheduler.unschedule(key)
@@ -343,7 +344,7 @@ class Watches:
         assert spec.job_id_from is not None
         name, key = spec.job_id_from.config_map, spec.job_id_from.key
         try:
-            status, data = await self.kube.read_config_map(watch.namespace, name)
+            status, data = await self.kube.read_data("configmaps", watch.namespace, name)
         except KubeError as exc:
             return at.Problem(at.WAITING_FOR_JOB_ID, f"cannot read ConfigMap {name!r}: {exc}")
         if status != 200 or data is None:
