@@ -71,6 +71,12 @@ class AirbyteClient:
         if self._session is not None:
             await self._session.close()
 
+    async def __aenter__(self) -> AirbyteClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def _limit(self) -> None:
         if self._limiter is not None:
             await self._limiter.acquire()

@@ -37,45 +37,33 @@ def token_posts(running: RunningFake) -> int:
 
 
 async def test_reads_a_job(fake: RunningFake) -> None:
-    client = AirbyteClient(creds(fake))
-    try:
+    async with AirbyteClient(creds(fake)) as client:
         answer = await client.get_job(5)
-    finally:
-        await client.close()
     assert answer == at.Job(5, "running", "sync", "9924bcd0-99be-453d-ba47-c2c9766f7da5", 3, 0)
 
 
 async def test_one_token_for_many_concurrent_polls(fake: RunningFake) -> None:
-    client = AirbyteClient(creds(fake))
-    try:
+    async with AirbyteClient(creds(fake)) as client:
         answers = await asyncio.gather(*(client.get_job(5) for _ in range(25)))
-    finally:
-        await client.close()
     assert all(isinstance(a, at.Job) for a in answers)
     assert token_posts(fake) == 1
 
 
 async def test_token_refused_by_server_is_fetched_again_once(fake: RunningFake) -> None:
-    client = AirbyteClient(creds(fake))
-    try:
+    async with AirbyteClient(creds(fake)) as client:
         assert isinstance(await client.get_job(5), at.Job)
         fake.fake.expire_tokens()  # the server forgets every token, as after its expiry
         answers = await asyncio.gather(*(client.get_job(5) for _ in range(10)))
-    finally:
-        await client.close()
     assert all(isinstance(a, at.Job) for a in answers)
     assert token_posts(fake) == 2
 
 
 async def test_token_refreshed_before_expires_in(fake: RunningFake) -> None:
     fake.fake.token_lifetime = 61  # refreshed 60 s early: every call sees a stale token
-    client = AirbyteClient(creds(fake))
-    try:
+    async with AirbyteClient(creds(fake)) as client:
         await client.get_job(5)
         await asyncio.sleep(1.1)
         await client.get_job(5)
-    finally:
-        await client.close()
     assert token_posts(fake) == 2
     gets = [r for r in fake.fake.requests if r.method == "GET"]
     assert all(r.authorization and r.authorization.startswith("Bearer ") for r in gets)
@@ -87,22 +75,18 @@ async def test_second_401_is_authentication_failed(fake: RunningFake) -> None:
         '"detail":"The API key in the Authorization header is invalid."}'
     )
     fake.fake.inject(Fault(401, body, count=2, path_contains="/jobs/"))
-    client = AirbyteClient(creds(fake))
-    try:
+    async with AirbyteClient(creds(fake)) as client:
         answer = await client.get_job(5)
-    finally:
-        await client.close()
     assert isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED
     assert "invalid-api-key" in answer.detail
     assert token_posts(fake) == 2
 
 
 async def test_wrong_client_secret_is_authentication_failed(fake: RunningFake) -> None:
-    client = AirbyteClient(ServerConfig(url=fake.url, client_id="cid", client_secret="wrong-one"))
-    try:
+    async with AirbyteClient(
+        ServerConfig(url=fake.url, client_id="cid", client_secret="wrong-one")
+    ) as client:
         answer = await client.get_job(5)
-    finally:
-        await client.close()
     assert isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED
     assert "token endpoint answered 401" in answer.detail
     assert "wrong-one" not in answer.detail
@@ -118,11 +102,8 @@ async def test_static_token_and_basic_auth() -> None:
             (ServerConfig(url=running.url, username="u", password="x"), False),
             (ServerConfig(url=running.url), False),
         ):
-            client = AirbyteClient(cfg)
-            try:
+            async with AirbyteClient(cfg) as client:
                 answer = await client.get_job(5)
-            finally:
-                await client.close()
             if ok:
                 assert isinstance(answer, at.Job), cfg.auth_kind
             else:
@@ -151,22 +132,16 @@ async def test_static_token_and_basic_auth() -> None:
 async def test_faults_become_typed_problems(fake: RunningFake, fault: Fault, kind: str) -> None:
     fault.path_contains = "/jobs/"
     fake.fake.inject(fault)
-    client = AirbyteClient(creds(fake))
-    try:
+    async with AirbyteClient(creds(fake)) as client:
         answer = await client.get_job(5)
         after = await client.get_job(5)  # the fault was one-off: the next poll is fine
-    finally:
-        await client.close()
     assert isinstance(answer, at.Problem) and answer.kind == kind, answer
     assert isinstance(after, at.Job)
 
 
 async def test_unknown_job_is_not_found_with_airbytes_detail(fake: RunningFake) -> None:
-    client = AirbyteClient(creds(fake))
-    try:
+    async with AirbyteClient(creds(fake)) as client:
         answer = await client.get_job(404404)
-    finally:
-        await client.close()
     assert isinstance(answer, at.Problem) and answer.kind == at.NOT_FOUND
     assert "resource-not-found" in answer.detail and answer.status_code == 404
 
@@ -176,11 +151,8 @@ async def test_rate_limit_with_and_without_retry_after(fake: RunningFake) -> Non
         Fault(429, '{"message":"You are being rate limited."}', {"Retry-After": "7"}, path_contains="/jobs/")
     )
     fake.fake.inject(Fault(429, '{"message":"You are being rate limited."}', path_contains="/jobs/"))
-    client = AirbyteClient(creds(fake))
-    try:
+    async with AirbyteClient(creds(fake)) as client:
         first, second = await client.get_job(5), await client.get_job(5)
-    finally:
-        await client.close()
     assert isinstance(first, at.Problem) and first.kind == at.RATE_LIMITED and first.retry_after == 7
     assert "You are being rate limited." in first.detail
     assert isinstance(second, at.Problem) and second.retry_after is None
@@ -196,11 +168,8 @@ def test_retry_after_http_date() -> None:
 
 async def test_read_timeout(fake: RunningFake) -> None:
     fake.fake.inject(Fault(200, delay=2.0, path_contains="/jobs/"))
-    client = AirbyteClient(creds(fake), request_timeout=0.5)
-    try:
+    async with AirbyteClient(creds(fake), request_timeout=0.5) as client:
         answer = await client.get_job(5)
-    finally:
-        await client.close()
     assert isinstance(answer, at.Problem) and answer.kind == at.TIMEOUT
 
 
@@ -208,21 +177,15 @@ async def test_connection_refused() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, never listening: connections are refused
-        client = AirbyteClient(ServerConfig(url=f"http://127.0.0.1:{port}/v1"))
-        try:
+        async with AirbyteClient(ServerConfig(url=f"http://127.0.0.1:{port}/v1")) as client:
             answer = await client.get_job(5)
-        finally:
-            await client.close()
     assert isinstance(answer, at.Problem) and answer.kind == at.UNREACHABLE
     assert "cannot connect" in answer.detail
 
 
 async def test_dns_failure() -> None:
-    client = AirbyteClient(ServerConfig(url="http://airbyte.does-not-exist.invalid/v1"), 5.0)
-    try:
+    async with AirbyteClient(ServerConfig(url="http://airbyte.does-not-exist.invalid/v1"), 5.0) as client:
         answer = await client.get_job(5)
-    finally:
-        await client.close()
     assert isinstance(answer, at.Problem) and answer.kind in (at.UNREACHABLE, at.TIMEOUT)
 
 

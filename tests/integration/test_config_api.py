@@ -30,11 +30,8 @@ def config_client(running: RunningFake) -> AirbyteClient:
 async def test_reads_a_job_with_attempts_and_the_last_failure(fake: RunningFake) -> None:
     fake.fake.add_job(7, [("failed", None)], rows=10, attempts=3, failure=FAILURE)
     fake.fake.add_job(8, [("running", None)], rows=5)
-    client = config_client(fake)
-    try:
+    async with config_client(fake) as client:
         failed, running = await client.get_job(7), await client.get_job(8)
-    finally:
-        await client.close()
     assert isinstance(failed, at.Job) and failed.status == "failed" and failed.attempts == 3
     assert failed.failure == "source config_error: Invalid credentials for Postgres source"
     assert failed.rows_synced == 10 and failed.connection_id and failed.job_type == "sync"
@@ -46,13 +43,10 @@ async def test_reads_a_job_with_attempts_and_the_last_failure(fake: RunningFake)
 async def test_unknown_job_and_cancels(fake: RunningFake) -> None:
     fake.fake.add_job(9, [("running", None)])
     fake.fake.add_job(10, [("succeeded", None)])
-    client = config_client(fake)
-    try:
+    async with config_client(fake) as client:
         missing = await client.get_job(404)
         cancelled = await client.cancel_job(9)
         finished = await client.cancel_job(10)
-    finally:
-        await client.close()
     assert isinstance(missing, at.Problem) and missing.kind == at.NOT_FOUND
     assert "Could not find job with id: 404" in missing.detail
     assert (cancelled, finished) == ("cancelled", "finished")
@@ -66,13 +60,10 @@ def test_secret_api_key() -> None:
 async def test_trigger_and_adopt_a_reset_through_the_config_api(fake: RunningFake) -> None:
     connection = "9924bcd0-99be-453d-ba47-c2c9766f7da5"
     fake.fake.connection_scripts[connection] = [Step("running", None)]
-    client = config_client(fake)
-    try:
+    async with config_client(fake) as client:
         started = await client.trigger_job(connection, "reset")
         busy = await client.trigger_job(connection, "reset")
         listed = await client.list_jobs(connection, since="2000-01-01T00:00:00Z")
-    finally:
-        await client.close()
     assert isinstance(started, at.Job) and started.job_type == "reset"
     assert isinstance(busy, at.Problem) and busy.kind == at.CONFLICT
     assert isinstance(listed, list) and [j.job_id for j in listed] == [started.job_id]
