@@ -393,6 +393,7 @@ class ClientPool:
         self._request_timeout = request_timeout
         self._rate = max_requests_per_second
         self._on_token_fetch = on_token_fetch
+        self._closing: set[asyncio.Future[None]] = set()
 
     def get(self, config: ServerConfig) -> AirbyteClient:
         client = self._clients.get(config.key)
@@ -405,6 +406,20 @@ class ClientPool:
             )
         return client
 
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def close_unused(self, in_use: set[str]) -> None:
+        """Close the clients (sessions, tokens) of credentials no known watch uses any more,
+        and the request budgets of servers none of the remaining clients talks to."""
+        for key in [k for k in self._clients if k not in in_use]:
+            client = self._clients.pop(key)
+            self._closing.add(asyncio.ensure_future(client.close()))
+            self._closing = {t for t in self._closing if not t.done()}
+        hosts = {c.config.host for c in self._clients.values()}
+        for host in [h for h in self._limiters if h not in hosts]:
+            del self._limiters[host]
+
     async def close(self) -> None:
-        await asyncio.gather(*(client.close() for client in self._clients.values()))
+        await asyncio.gather(*(client.close() for client in self._clients.values()), *self._closing)
         self._clients.clear()

@@ -56,3 +56,4 @@ WAITING_FOR_CONNECTION = "WaitingForConnection"  # a sync runs already; spec.ifR
 NO_JOB_YET = frozenset({WAITING_FOR_JOB_ID, WAITING_FOR_CONNECTION})  # wait, no backoff
 CONNECTION_BUSY = "ConnectionBusy"  # a sync runs already; spec.ifRunning: Fail
 INVALID_SECRET = "InvalidSecret"
+INVALID_JOB_ID = "InvalidJobId"  # spec.jobIdFrom's ConfigMap holds something that is not a job id

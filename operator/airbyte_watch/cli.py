@@ -95,6 +95,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="request budget per Airbyte server, shared by all its watches (default: %(default)s)",
     )
     run.add_argument(
+        "--allowed-url",
+        action="append",
+        dest="allowed_urls",
+        default=[],
+        metavar="URL",
+        help="Airbyte URLs that Secrets may name, as scheme://host[:port][/path] with a glob for the "
+        "host (repeatable; default: any). A watch whose Secret names another URL is Stalled.",
+    )
+    run.add_argument(
+        "--resync-period",
+        type=float,
+        default=600.0,
+        help="seconds between full lists that catch deletes no event told (default: %(default)s)",
+    )
+    run.add_argument(
         "--startup-spread",
         type=float,
         default=5.0,
@@ -130,9 +145,11 @@ async def run(args: argparse.Namespace) -> None:
         on_token_fetch=lambda host: metrics.token_fetches.labels(host).inc(),
         user_agent=f"{USER_AGENT} (shard {shard})",
     )
+    namespaces = args.namespaces or []
+    globbed = any(map(is_glob, namespaces))
     watches = Watches(
         kube=kube,
-        connections=Connections(kube),
+        connections=Connections(kube, allowed_urls=args.allowed_urls),
         clients=clients,
         options=Options(
             default_server_secret=args.default_server_secret,
@@ -140,11 +157,12 @@ async def run(args: argparse.Namespace) -> None:
             concurrency=args.concurrency,
             shard=shard,
             delete_cancel_timeout=args.delete_cancel_timeout,
+            namespaces=list(namespaces),
+            resync_period=args.resync_period,
         ),
         metrics=metrics,
     )
-    namespaces = args.namespaces or []
-    registry = build_registry(watches, login, scan=any(map(is_glob, namespaces)))
+    registry = build_registry(watches, login, scan=globbed)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -158,6 +176,7 @@ async def run(args: argparse.Namespace) -> None:
         endpoints = await serve(app, args.metrics_host, args.metrics_port)
     await kube.wait_for_crd()
     await load_existing(kube, watches, namespaces)
+    watches.listed = True
     listed.set()
     operator = asyncio.create_task(
         kopf.operator(
@@ -169,7 +188,8 @@ async def run(args: argparse.Namespace) -> None:
         )
     )
     scheduler = asyncio.create_task(watches.scheduler.run())
-    tasks.extend((operator, scheduler))
+    maintenance = asyncio.create_task(watches.maintain())
+    tasks.extend((operator, scheduler, maintenance))
     log.info(
         "airbyte-watch started with %d watches (shard %s, %s)",
         len(watches.known),
@@ -179,9 +199,10 @@ async def run(args: argparse.Namespace) -> None:
     try:
         await operator
     finally:
-        scheduler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await scheduler
+        for task in (scheduler, maintenance):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await clients.close()
         await kube.close()
         if endpoints is not None:

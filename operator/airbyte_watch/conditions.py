@@ -1,4 +1,4 @@
-"""Condition types, reasons, and the helpers that keep their invariants (as Flux's do).
+"""The helpers that keep the conditions' invariants (as Flux's do); their names are in `names`.
 
 Invariants: Ready is always present; Reconciling and Stalled are present only when True and
 never together; lastTransitionTime moves only when a condition's status changes.
@@ -9,35 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-
-# Reasons while waiting (Ready=Unknown, Reconciling=True).
-PROGRESSING = "Progressing"
-PROGRESSING_WITH_RETRY = "ProgressingWithRetry"
-JOB_PENDING = "JobPending"
-JOB_QUEUED = "JobQueued"
-JOB_RUNNING = "JobRunning"
-JOB_INCOMPLETE = "JobIncomplete"
-JOB_UNKNOWN_STATUS_WAITING = "UnknownJobStatusWaiting"
-WAITING_FOR_JOB_ID = "WaitingForJobId"
-WAITING_FOR_CONNECTION = "WaitingForConnection"
-
-# Final reasons.
-JOB_SUCCEEDED = "JobSucceeded"
-JOB_FAILED = "JobFailed"
-JOB_CANCELLED = "JobCancelled"
-UNKNOWN_JOB_STATUS = "UnknownJobStatus"
-JOB_NOT_FOUND = "JobNotFound"
-TIMED_OUT = "TimedOut"
-CONNECTION_BUSY = "ConnectionBusy"
-
-# Stalled but re-checked until the deadline: fixable by the user.
-SECRET_NOT_FOUND = "SecretNotFound"
-INVALID_SECRET = "InvalidSecret"
-AUTHENTICATION_FAILED = "AuthenticationFailed"
-INVALID_SPEC = "InvalidSpec"
+from .names import READY, RECONCILING, STALLED
 
 Condition = dict[str, Any]
 

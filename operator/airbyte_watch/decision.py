@@ -14,43 +14,35 @@ from typing import Any
 
 from . import airbyte_types as at
 from . import conditions as c
+from . import names as n
 from .durations import format_duration
+from .names import CANCELLED, FAILED, FINAL_PHASES, NORMAL, PENDING, RUNNING, SUCCEEDED, WARNING
 from .spec import InvalidSpec, WatchSpec
-
-PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "Pending",
-    "Running",
-    "Succeeded",
-    "Failed",
-    "Cancelled",
-)
-FINAL_PHASES = frozenset({SUCCEEDED, FAILED, CANCELLED})
-
-NORMAL, WARNING = "Normal", "Warning"
-AIRBYTE_UNREACHABLE = "AirbyteUnreachable"
-AIRBYTE_REACHABLE = "AirbyteReachable"
+from .text import bound
 
 # Airbyte status -> (phase, Reconciling reason, message tail) for statuses we keep waiting on.
 _WAITING: dict[str, tuple[str, str, str]] = {
-    "pending": (PENDING, c.JOB_PENDING, "is pending"),
-    "queued": (PENDING, c.JOB_QUEUED, "is queued, waiting for Airbyte capacity"),
-    "running": (RUNNING, c.JOB_RUNNING, "is running"),
-    "incomplete": (RUNNING, c.JOB_INCOMPLETE, "is incomplete: an attempt failed and Airbyte retries"),
+    "pending": (PENDING, n.JOB_PENDING, "is pending"),
+    "queued": (PENDING, n.JOB_QUEUED, "is queued, waiting for Airbyte capacity"),
+    "running": (RUNNING, n.JOB_RUNNING, "is running"),
+    "incomplete": (RUNNING, n.JOB_INCOMPLETE, "is incomplete: an attempt failed and Airbyte retries"),
 }
 # Airbyte status -> (phase, reason, message tail) for final statuses.
 _FINAL: dict[str, tuple[str, str, str]] = {
-    at.SUCCEEDED: (SUCCEEDED, c.JOB_SUCCEEDED, "succeeded"),
-    at.FAILED: (FAILED, c.JOB_FAILED, "failed"),
-    at.CANCELLED: (CANCELLED, c.JOB_CANCELLED, "was cancelled"),
+    at.SUCCEEDED: (SUCCEEDED, n.JOB_SUCCEEDED, "succeeded"),
+    at.FAILED: (FAILED, n.JOB_FAILED, "failed"),
+    at.CANCELLED: (CANCELLED, n.JOB_CANCELLED, "was cancelled"),
 }
 # Problems that stall the watch until the user fixes them; re-checked with backoff.
 _STALLING: dict[str, str] = {
-    at.SECRET_NOT_FOUND: c.SECRET_NOT_FOUND,
-    at.INVALID_SECRET: c.INVALID_SECRET,
-    at.AUTH_FAILED: c.AUTHENTICATION_FAILED,
+    at.SECRET_NOT_FOUND: n.SECRET_NOT_FOUND,
+    at.INVALID_SECRET: n.INVALID_SECRET,
+    at.AUTH_FAILED: n.AUTHENTICATION_FAILED,
 }
+# Stalling problems re-checked at pollInterval, not with backoff: reading them costs Airbyte nothing.
+_STALLING_NO_BACKOFF: dict[str, str] = {at.INVALID_JOB_ID: n.INVALID_JOB_ID}
 # Reasons whose event is Normal; every other final or stalled reason is a Warning.
-_NORMAL_REASONS = frozenset({c.JOB_SUCCEEDED})
+_NORMAL_REASONS = frozenset({n.JOB_SUCCEEDED})
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,6 @@ class Decision:
     events: tuple[Event, ...]
     next_poll_in: float | None  # seconds; None when the watch is not to be polled again
     failures: int  # consecutive polls that met a problem, for the backoff
-    cancel_job: bool = False  # timed out on a job just seen running, and spec.cancelOnTimeout
 
 
 def timestamp(moment: datetime.datetime) -> str:
@@ -90,6 +81,64 @@ def backoff_delay(spec: WatchSpec, failures: int) -> float:
 
 
 def decide(
+    spec: WatchSpec | InvalidSpec,
+    status: Mapping[str, Any],
+    failures: int,
+    answer: at.Job | at.Problem | None,
+    now: datetime.datetime,
+    generation: int,
+    cancelled: str | None = None,
+) -> Decision:
+    """The one decision of a step: the new status, the events of this transition, when to poll
+    next.
+
+    `spec` is what the schema let through, or why the operator cannot use it; `answer` is what
+    Airbyte (or the way to it) said, None when nothing was asked (a final watch, an invalid
+    spec); `cancelled` is what Airbyte said to the cancel that `wants_cancel` asked for.
+    Every message in the result is bounded.
+    """
+    if is_final(status):
+        decision = Decision(restamp(status, generation), (), None, 0)
+    elif isinstance(spec, InvalidSpec):
+        decision = _decide_invalid_spec(status, spec, now, generation)
+    else:
+        assert answer is not None, "a watch that is neither final nor invalid was polled"
+        decision = _decide_job(spec, status, failures, answer, now, generation)
+        if cancelled is not None and spec.job_id is not None:
+            decision = _with_cancel_outcome(decision, spec.job_id, cancelled)
+    return _bounded(decision)
+
+
+def wants_cancel(
+    spec: WatchSpec, status: Mapping[str, Any], answer: at.Job | at.Problem, now: datetime.datetime
+) -> bool:
+    """spec.cancelOnTimeout, the deadline passed, and the job was read not final in this very
+    poll (Airbyte cancels whatever its connection runs now: never cancel on older news)."""
+    return (
+        spec.cancel_on_timeout
+        and isinstance(answer, at.Job)
+        and answer.status not in _FINAL
+        and (answer.status in _WAITING or spec.on_unknown_status == "Wait")
+        and now >= _deadline(spec, status, now)
+    )
+
+
+def _deadline(spec: WatchSpec, status: Mapping[str, Any], now: datetime.datetime) -> datetime.datetime:
+    started_at = status.get("startedAt") or timestamp(now)
+    return parse_timestamp(started_at) + datetime.timedelta(seconds=spec.timeout)
+
+
+def _bounded(decision: Decision) -> Decision:
+    status = dict(decision.status)
+    if isinstance(status.get("message"), str):
+        status["message"] = bound(status["message"])
+    if status.get("conditions"):
+        status["conditions"] = [{**x, "message": bound(x.get("message", ""))} for x in status["conditions"]]
+    events = tuple(Event(e.type, e.reason, bound(e.message)) for e in decision.events)
+    return dataclasses.replace(decision, status=status, events=events)
+
+
+def _decide_job(
     spec: WatchSpec,
     status: Mapping[str, Any],
     failures: int,
@@ -97,10 +146,9 @@ def decide(
     now: datetime.datetime,
     generation: int,
 ) -> Decision:
-    """The new status, the events of this transition, and when to poll next."""
     stamp = timestamp(now)
     started_at = status.get("startedAt") or stamp
-    deadline = parse_timestamp(started_at) + datetime.timedelta(seconds=spec.timeout)
+    deadline = _deadline(spec, status, now)
     new: dict[str, Any] = {
         **status,
         "observedGeneration": generation,
@@ -113,7 +161,7 @@ def decide(
     conds = list(status.get("conditions") or [])
     job_name = f"Airbyte job {spec.job_id}" if spec.job_id is not None else "The Airbyte job"
     events: list[Event] = []
-    was_retrying = _reconciling_reason(status) == c.PROGRESSING_WITH_RETRY
+    was_retrying = _reconciling_reason(status) == n.PROGRESSING_WITH_RETRY
 
     def finish(phase: str, reason: str, message: str) -> Decision:
         new.update(phase=phase, message=message, completedAt=stamp)
@@ -127,7 +175,7 @@ def decide(
 
     if isinstance(answer, at.Job):
         if was_retrying:
-            events.append(Event(NORMAL, AIRBYTE_REACHABLE, f"Airbyte answers again for {job_name}"))
+            events.append(Event(NORMAL, n.AIRBYTE_REACHABLE, f"Airbyte answers again for {job_name}"))
         _record_job(new, answer)
         word = answer.status
         if word in _FINAL:
@@ -139,19 +187,16 @@ def decide(
         elif spec.on_unknown_status == "Fail":
             return finish(
                 FAILED,
-                c.UNKNOWN_JOB_STATUS,
+                n.UNKNOWN_JOB_STATUS,
                 f"{job_name} has status {word!r}, which this operator does not know",
             )
         else:
-            phase, reason = status.get("phase") or PENDING, c.JOB_UNKNOWN_STATUS_WAITING
+            phase, reason = status.get("phase") or PENDING, n.JOB_UNKNOWN_STATUS_WAITING
             message = f"{job_name} has unknown status {word!r}; waiting as spec.onUnknownStatus=Wait"
         if now >= deadline:
-            timed_out = _timed_out(finish, job_name, spec, f"last status: {word}")
-            if spec.cancel_on_timeout:
-                return dataclasses.replace(timed_out, cancel_job=True)
-            return timed_out
+            return _timed_out(finish, job_name, spec, f"last status: {word}")
         if phase == RUNNING and status.get("phase") != RUNNING:
-            events.append(Event(NORMAL, c.JOB_RUNNING, f"{job_name} is running"))
+            events.append(Event(NORMAL, n.JOB_RUNNING, f"{job_name} is running"))
         new.update(phase=phase, message=message)
         new["conditions"] = c.mark_waiting(conds, reason, message, generation, stamp)
         new.pop("completedAt", None)
@@ -165,16 +210,26 @@ def decide(
         new["message"] = message
         new["conditions"] = c.mark_waiting(conds, answer.kind, message, generation, stamp)
         return Decision(new, tuple(events), _until(spec.poll_interval, now, deadline), 0)
+    if answer.kind in _STALLING_NO_BACKOFF:
+        if now >= deadline:
+            return _timed_out(finish, "The job", spec, answer.detail)
+        reason = _STALLING_NO_BACKOFF[answer.kind]
+        message = f"{answer.detail}; re-read every {format_duration(spec.poll_interval)} until the deadline"
+        if _stalled_reason(status) != reason:
+            events.append(Event(WARNING, reason, answer.detail))
+        new["message"] = message
+        new["conditions"] = c.mark_stalled(conds, reason, message, generation, stamp)
+        return Decision(new, tuple(events), _until(spec.poll_interval, now, deadline), 0)
     if answer.kind == at.CONNECTION_BUSY:
-        return finish(FAILED, c.CONNECTION_BUSY, answer.detail)
+        return finish(FAILED, n.CONNECTION_BUSY, answer.detail)
     failures += 1
     if answer.kind == at.NOT_FOUND:
-        return finish(FAILED, c.JOB_NOT_FOUND, f"{job_name} was not found: {answer.detail}")
+        return finish(FAILED, n.JOB_NOT_FOUND, f"{job_name} was not found: {answer.detail}")
     if now >= deadline:
         return _timed_out(finish, job_name, spec, f"last error: {answer.detail}")
     if answer.kind in _STALLING:
         if was_retrying and answer.kind == at.AUTH_FAILED:
-            events.append(Event(NORMAL, AIRBYTE_REACHABLE, f"Airbyte answers again for {job_name}"))
+            events.append(Event(NORMAL, n.AIRBYTE_REACHABLE, f"Airbyte answers again for {job_name}"))
         reason = _STALLING[answer.kind]
         message = f"{answer.detail}; {job_name} is re-checked until the deadline"
         if _stalled_reason(status) != reason:
@@ -190,13 +245,13 @@ def decide(
     delay = _until(delay, now, deadline)
     message = f"Airbyte API trouble ({answer.kind}: {answer.detail}); next try in {format_duration(delay)}"
     if not was_retrying:
-        events.append(Event(WARNING, AIRBYTE_UNREACHABLE, f"{job_name}: {answer.kind}: {answer.detail}"))
+        events.append(Event(WARNING, n.AIRBYTE_UNREACHABLE, f"{job_name}: {answer.kind}: {answer.detail}"))
     new["message"] = message
-    new["conditions"] = c.mark_waiting(conds, c.PROGRESSING_WITH_RETRY, message, generation, stamp)
+    new["conditions"] = c.mark_waiting(conds, n.PROGRESSING_WITH_RETRY, message, generation, stamp)
     return Decision(new, tuple(events), delay, failures)
 
 
-def decide_invalid_spec(
+def _decide_invalid_spec(
     status: Mapping[str, Any], error: InvalidSpec, now: datetime.datetime, generation: int
 ) -> Decision:
     """A spec the schema let through but the operator cannot use: Stalled until it is edited."""
@@ -205,17 +260,17 @@ def decide_invalid_spec(
     new: dict[str, Any] = {**status, "observedGeneration": generation, "message": message}
     new.setdefault("phase", PENDING)
     new["conditions"] = c.mark_stalled(
-        status.get("conditions") or [], c.INVALID_SPEC, message, generation, stamp
+        status.get("conditions") or [], n.INVALID_SPEC, message, generation, stamp
     )
     events = (
         ()
-        if _stalled_reason(status) == c.INVALID_SPEC and status.get("message") == message
-        else (Event(WARNING, c.INVALID_SPEC, message),)
+        if _stalled_reason(status) == n.INVALID_SPEC and status.get("message") == bound(message)
+        else (Event(WARNING, n.INVALID_SPEC, message),)
     )
     return Decision(new, events, None, 0)
 
 
-def with_cancel_outcome(decision: Decision, job_id: int, outcome: str) -> Decision:
+def _with_cancel_outcome(decision: Decision, job_id: int, outcome: str) -> Decision:
     """Fold what Airbyte said to the cancel into the TimedOut status and event.
 
     `outcome`: "cancelled", "finished" (Airbyte: not running any more), or why it failed.
@@ -227,14 +282,14 @@ def with_cancel_outcome(decision: Decision, job_id: int, outcome: str) -> Decisi
     status = {**decision.status, "cancelRequested": True}
     status["message"] = f"{status['message']}; {said}"
     status["conditions"] = [
-        {**x, "message": status["message"]} if x["type"] in (c.READY, c.STALLED) else x
+        {**x, "message": status["message"]} if x["type"] in (n.READY, n.STALLED) else x
         for x in status["conditions"]
     ]
     events = tuple(
-        Event(e.type, e.reason, f"{e.message}; {said}") if e.reason == c.TIMED_OUT else e
+        Event(e.type, e.reason, f"{e.message}; {said}") if e.reason == n.TIMED_OUT else e
         for e in decision.events
     )
-    return dataclasses.replace(decision, status=status, events=events, cancel_job=False)
+    return dataclasses.replace(decision, status=status, events=events)
 
 
 def restamp(status: Mapping[str, Any], generation: int) -> dict[str, Any]:
@@ -273,7 +328,7 @@ def _timed_out(
 ) -> Decision:
     return finish(
         FAILED,
-        c.TIMED_OUT,
+        n.TIMED_OUT,
         f"{job_name} did not finish within {format_duration(spec.timeout)} ({last})",
     )
 
@@ -284,10 +339,10 @@ def _until(delay: float, now: datetime.datetime, deadline: datetime.datetime) ->
 
 
 def _reconciling_reason(status: Mapping[str, Any]) -> str | None:
-    found = c.find(status.get("conditions") or [], c.RECONCILING)
+    found = c.find(status.get("conditions") or [], n.RECONCILING)
     return found.get("reason") if found else None
 
 
 def _stalled_reason(status: Mapping[str, Any]) -> str | None:
-    found = c.find(status.get("conditions") or [], c.STALLED)
+    found = c.find(status.get("conditions") or [], n.STALLED)
     return found.get("reason") if found else None

@@ -124,9 +124,12 @@ class KubeClient:
 
     # --- the calls --------------------------------------------------------------------------
 
-    async def set_finalizer(self, namespace: str, name: str, finalizer: str, present: bool) -> bool:
-        """Add or remove one finalizer with a JSON patch guarded by the list it read; False if the
-        object is gone. A 409/422 (someone else changed the list) is retried on fresh data."""
+    async def set_finalizer(
+        self, namespace: str, name: str, finalizer: str, present: bool, uid: str | None = None
+    ) -> bool:
+        """Add or remove one finalizer with a JSON patch guarded by the object's uid and the list
+        it read; False if the object is gone (or, with `uid`, replaced by another of the same
+        name). A 409/422 (someone else changed the list) is retried on fresh data."""
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
         for _ in range(5):
             status, body = await self._request("GET", path)
@@ -134,16 +137,16 @@ class KubeClient:
                 return False
             if status != 200 or not isinstance(body, dict):
                 raise KubeError(f"reading {namespace}/{name} answered {status}: {_msg(body)}")
-            current = list((body.get("metadata") or {}).get("finalizers") or [])
+            meta = body.get("metadata") or {}
+            if uid is not None and meta.get("uid") != uid:
+                return False
+            current = list(meta.get("finalizers") or [])
             if (finalizer in current) == present:
                 return True
             wanted = [*current, finalizer] if present else [f for f in current if f != finalizer]
             ops = [
-                {
-                    "op": "test",
-                    "path": "/metadata/resourceVersion",
-                    "value": body["metadata"]["resourceVersion"],
-                },
+                {"op": "test", "path": "/metadata/uid", "value": meta.get("uid")},
+                {"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},
                 {"op": "add", "path": "/metadata/finalizers", "value": wanted},
             ]
             status, body = await self._request(
@@ -157,16 +160,25 @@ class KubeClient:
                 raise KubeError(f"finalizer patch of {namespace}/{name} answered {status}: {_msg(body)}")
         raise KubeError(f"finalizer patch of {namespace}/{name} kept conflicting")
 
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> str | None:
-        """Merge-patch the status subresource; the object's new resourceVersion, None if it is gone."""
+    async def replace_status(
+        self, namespace: str, name: str, uid: str, status: Mapping[str, Any]
+    ) -> str | None:
+        """Write the whole status subresource of the object with this `uid`; its new
+        resourceVersion, or None if it is gone or another object now has its name.
+
+        A JSON patch whose first op tests the uid: a merge patch of /status would silently
+        ignore a uid in its metadata and land on a re-created object of the same name.
+        """
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
-        status, body = await self._request(
-            "PATCH", path, body={"status": patch}, content_type="application/merge-patch+json"
-        )
-        if status == 404:
+        ops = [
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+            {"op": "add", "path": "/status", "value": status},
+        ]
+        code, body = await self._request("PATCH", path, body=ops, content_type="application/json-patch+json")
+        if code == 404 or (code == 422 and _failed_test_op(body)):
             return None
-        if status >= 300:
-            raise KubeError(f"status patch of {namespace}/{name} answered {status}: {_msg(body)}")
+        if code >= 300:
+            raise KubeError(f"status patch of {namespace}/{name} answered {code}: {_msg(body)}")
         self.on_write("status_patch")
         return str(((body or {}).get("metadata") or {}).get("resourceVersion", ""))
 
@@ -179,10 +191,12 @@ class KubeClient:
         now: datetime.datetime,
         name: str | None = None,
     ) -> bool:
-        """A core/v1 Event about `obj` (its metadata); True if this call created it.
+        """A core/v1 Event about `obj` (its metadata); True if this call created it, False if
+        it exists already or the API server refuses it for good (a 4xx, logged).
 
         With a `name`, posting the same Event twice creates it once (the API server answers
-        409 to the copy). Best effort: failures are logged, never raised.
+        409 to the copy). Raises KubeError when the API server could not be asked (5xx, 429 or
+        no connection after the retries): the caller must not move on as if it were posted.
         """
         meta = obj["metadata"]
         stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -212,12 +226,11 @@ class KubeClient:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        try:
-            status, body = await self._request(
-                "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event
-            )
-        except KubeError as exc:
-            status, body = 0, str(exc)
+        status, body = await self._request(
+            "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event
+        )
+        if status >= 500 or status == 429:
+            raise KubeError(f"posting event {reason} answered {status}: {_msg(body)}")
         if status == 409 and name:
             log.debug("Event %s for %s/%s exists already", reason, meta["namespace"], meta["name"])
             return False
@@ -238,6 +251,12 @@ class KubeClient:
         if status == 200 and isinstance(body, dict):
             return status, body.get("data") or {}
         return status, None
+
+
+def _failed_test_op(body: Any) -> bool:
+    """A 422 from a JSON patch whose `test` op failed carries no details, unlike a 422 from the
+    schema, which names the object and the fields."""
+    return not (isinstance(body, dict) and (body.get("details") or {}).get("causes"))
 
 
 def _msg(body: Any) -> str:

@@ -30,12 +30,21 @@ class Scheduler:
         self._due: dict[Hashable, float] = {}  # the live entry per key; heap entries may be stale
         self._seq = itertools.count()
         self._running: set[Hashable] = set()
+        self._held: set[Hashable] = set()  # due while their step runs: dispatched when it ends
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._due)
+
+    @property
+    def heap_size(self) -> int:
+        return len(self._heap)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
 
     def schedule(self, key: Hashable, delay: float) -> None:
         """Poll `key` after `delay` seconds, replacing any earlier plan for it."""
@@ -44,9 +53,25 @@ class Scheduler:
         heapq.heappush(self._heap, (due, next(self._seq), key))
         if self._heap[0][2] == key:
             self._wake.set()
+        self._compact()
 
     def unschedule(self, key: Hashable) -> None:
         self._due.pop(key, None)
+        self._held.discard(key)
+        self._compact()
+
+    def next_due(self) -> float | None:
+        """When the earliest planned poll is due (the scheduler's clock), None if none is."""
+        while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # replaced or unscheduled since it was pushed
+        return self._heap[0][0] if self._heap else None
+
+    def _compact(self) -> None:
+        """Replaced and unscheduled entries stay in the heap until popped; rebuild it when they
+        outnumber the live ones, so watches that are gone do not keep memory for days."""
+        if len(self._heap) > 2 * len(self._due) + 64:
+            self._heap = [(due, next(self._seq), key) for key, due in self._due.items()]
+            heapq.heapify(self._heap)
 
     def is_scheduled(self, key: Hashable) -> bool:
         return key in self._due
@@ -68,14 +93,18 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def run_due(self) -> None:
+        """Start every poll that is due (waiting for a free slot if all are busy)."""
+        await self._dispatch_due()
+
     async def _dispatch_due(self) -> None:
         while self._heap and self._heap[0][0] <= self._clock():
             due, _, key = heapq.heappop(self._heap)
             if self._due.get(key) != due:
                 continue  # replaced or unscheduled since it was pushed
             if key in self._running:
-                # Never two polls of one watch at once: look again shortly.
-                self.schedule(key, 0.2)
+                # Never two steps of one watch at once: this one starts when the running one ends.
+                self._held.add(key)
                 continue
             del self._due[key]
             await self._slots.acquire()
@@ -96,3 +125,8 @@ class Scheduler:
         finally:
             self._running.discard(key)
             self._slots.release()
+            if key in self._held:
+                self._held.discard(key)
+                if key in self._due:
+                    heapq.heappush(self._heap, (self._due[key], next(self._seq), key))
+                    self._wake.set()

@@ -38,6 +38,11 @@ class ServerConfig:
             return "basic"
         return "none"
 
+    def credential_values(self) -> tuple[str, ...]:
+        """The values that must never be written anywhere (logs, status, Events)."""
+        values = (self.client_secret, self.token, self.password)
+        return tuple(v for v in values if v)
+
     @property
     def token_endpoint(self) -> str:
         return self.token_url or f"{self.url}/applications/token"

@@ -50,7 +50,7 @@ async def test_5xx_and_429_are_retried_until_the_patch_lands() -> None:
     with BackgroundServer(api.app) as server:
         client = client_for(server)
         try:
-            version = await client.patch_status("ns", "w", {"phase": "Running"})
+            version = await client.replace_status("ns", "w", "u", {"phase": "Running"})
         finally:
             await client.close()
     assert version == "42"
@@ -63,12 +63,13 @@ async def test_persistent_failure_raises_kube_error_after_the_retries() -> None:
         client = client_for(server)
         try:
             with pytest.raises(KubeError, match="503"):
-                await client.patch_status("ns", "w", {"phase": "Running"})
-            # Events are best effort: a failure is reported, not raised.
-            assert not await client.post_event(
-                {"metadata": {"namespace": "ns", "name": "w", "uid": "u"}}, "Normal", "JobRunning", "m",
-                datetime.datetime.now(datetime.UTC),
-            )  # fmt: skip
+                await client.replace_status("ns", "w", "u", {"phase": "Running"})
+            # An Event that could not be posted is raised too: the caller must not move on.
+            with pytest.raises(KubeError, match="503"):
+                await client.post_event(
+                    {"metadata": {"namespace": "ns", "name": "w", "uid": "u"}}, "Normal", "JobRunning", "m",
+                    datetime.datetime.now(datetime.UTC),
+                )  # fmt: skip
         finally:
             await client.close()
 
@@ -80,6 +81,6 @@ async def test_unreachable_api_server_raises_kube_error() -> None:
     client = KubeClient(lambda: kopf.ConnectionInfo(server=base, token="t"))
     try:
         with pytest.raises(KubeError):
-            await client.patch_status("ns", "w", {"phase": "Running"})
+            await client.replace_status("ns", "w", "u", {"phase": "Running"})
     finally:
         await client.close()

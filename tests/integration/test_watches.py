@@ -25,11 +25,11 @@ class FlakyKube(KubeClient):
 
     fail_patches = 0
 
-    async def patch_status(self, namespace: str, name: str, patch: Any) -> bool:
+    async def replace_status(self, namespace: str, name: str, uid: str, status: Any) -> str | None:
         if self.fail_patches:
             self.fail_patches -= 1
             raise KubeError("injected: API server unavailable")
-        return await super().patch_status(namespace, name, patch)
+        return await super().replace_status(namespace, name, uid, status)
 
 
 @pytest.fixture
@@ -120,3 +120,31 @@ async def test_each_outage_is_announced_even_when_the_status_returns_to_the_same
     assert [e["reason"] for e in events(control_plane, namespace, "w")] == [
         "JobRunning", "AirbyteUnreachable", "AirbyteReachable", "AirbyteUnreachable", "AirbyteReachable",
     ]  # fmt: skip
+
+
+async def test_a_status_write_meant_for_a_deleted_watch_never_lands_on_its_successor(
+    control_plane: ControlPlane, namespace: str, setup: Any
+) -> None:
+    _, kube = setup
+    assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 64})).returncode == 0
+    old_uid = get(control_plane, namespace, "w")["metadata"]["uid"]
+    control_plane.kubectl("-n", namespace, "delete", "ajw", "w")
+    assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 65})).returncode == 0
+    assert await kube.replace_status(namespace, "w", old_uid, {"phase": "Succeeded", "jobId": 64}) is None
+    assert get(control_plane, namespace, "w")["status"] == {"observedGeneration": -1}
+    new_uid = get(control_plane, namespace, "w")["metadata"]["uid"]
+    assert await kube.replace_status(namespace, "w", new_uid, {"phase": "Pending", "jobId": 65})
+    assert get(control_plane, namespace, "w")["status"] == {"phase": "Pending", "jobId": 65}
+
+
+async def test_a_message_past_the_crd_bound_is_refused_by_the_real_api_server(
+    control_plane: ControlPlane, namespace: str, setup: Any
+) -> None:
+    """Why every message is bounded: the API server refuses the whole status otherwise."""
+    _, kube = setup
+    assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 66})).returncode == 0
+    uid = get(control_plane, namespace, "w")["metadata"]["uid"]
+    long = {"type": "Ready", "status": "False", "reason": "JobFailed", "message": "x" * 40_000,
+            "lastTransitionTime": "2026-11-25T00:00:00Z"}  # fmt: skip
+    with pytest.raises(KubeError, match="422"):
+        await kube.replace_status(namespace, "w", uid, {"conditions": [long]})

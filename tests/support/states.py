@@ -11,7 +11,7 @@ import datetime
 from typing import Any
 
 from airbyte_watch import airbyte_types as at
-from airbyte_watch.decision import decide, decide_invalid_spec
+from airbyte_watch.decision import decide
 from airbyte_watch.spec import InvalidSpec, parse_spec
 
 T0 = datetime.datetime(2026, 11, 24, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -79,7 +79,7 @@ STATES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "invalid-spec": (
         _object(
-            decide_invalid_spec({"observedGeneration": -1}, InvalidSpec("pollInterval", "bad"), T0, 1).status
+            decide(InvalidSpec("pollInterval", "bad"), {"observedGeneration": -1}, 0, None, T0, 1).status
         ),
         "stalled",
     ),

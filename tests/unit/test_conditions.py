@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from airbyte_watch import conditions as c
-from airbyte_watch.watches import merge_patch
 
 T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 
@@ -24,10 +23,3 @@ def test_transition_time_kept_while_status_is_unchanged() -> None:
     assert second[0]["reason"] == "JobRunning" and second[0]["observedGeneration"] == 2
     third = c.upsert(second, "Ready", "True", "JobSucceeded", "ok", 2, T2)
     assert third[0]["lastTransitionTime"] == T2
-
-
-def test_merge_patch_sends_only_changes_and_nulls_removed_keys() -> None:
-    old = {"phase": "Running", "message": "m", "completedAt": "x", "conditions": [1]}
-    new = {"phase": "Running", "message": "m2", "conditions": [1, 2]}
-    assert merge_patch(old, new) == {"message": "m2", "conditions": [1, 2], "completedAt": None}
-    assert merge_patch(new, dict(new)) == {}

@@ -8,15 +8,9 @@ import datetime
 import pytest
 from airbyte_watch import airbyte_types as at
 from airbyte_watch import conditions as c
-from airbyte_watch.decision import (
-    Decision,
-    backoff_delay,
-    decide,
-    decide_invalid_spec,
-    restamp,
-    with_cancel_outcome,
-)
+from airbyte_watch.decision import Decision, backoff_delay, decide, restamp, wants_cancel
 from airbyte_watch.spec import InvalidSpec, WatchSpec
+from airbyte_watch.text import MESSAGE_LIMIT
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 SPEC = WatchSpec(
@@ -340,12 +334,18 @@ def test_stalled_reason_change_posts_the_new_reason() -> None:
 
 def test_invalid_spec_stalls_without_polling_and_reports_once() -> None:
     error = InvalidSpec("pollInterval", "'fast' is not a duration")
-    d = decide_invalid_spec(FRESH, error, T0, 2)
+    d = decide(error, FRESH, 0, None, T0, 2)
     assert cond(d, "Stalled")["reason"] == "InvalidSpec"
     assert "spec.pollInterval" in cond(d, "Ready")["message"]
     assert d.next_poll_in is None
     assert reasons(d) == [("Warning", "InvalidSpec")]
-    assert decide_invalid_spec(d.status, error, at_(5), 2).events == ()
+    assert decide(error, d.status, 0, None, at_(5), 2).events == ()
+
+
+def test_a_final_watch_is_only_restamped_whatever_the_answer() -> None:
+    done = decide(SPEC, FRESH, 0, job("succeeded"), T0, 1)
+    again = decide(SPEC, done.status, 0, None, at_(60), 2)
+    assert again == Decision(restamp(done.status, 2), (), None, 0)
 
 
 def test_restamp_acknowledges_an_edit_of_a_final_watch() -> None:
@@ -385,17 +385,42 @@ def test_a_job_id_that_never_appears_times_out() -> None:
     first = decide(FROM_CONFIG_MAP, FRESH, 0, at.Problem(at.WAITING_FOR_JOB_ID, "no key"), T0, 1)
     d = decide(FROM_CONFIG_MAP, first.status, 0, at.Problem(at.WAITING_FOR_JOB_ID, "no key"), at_(3600), 1)
     assert cond(d, "Stalled")["reason"] == "TimedOut"
-    assert not d.cancel_job
+
+
+def test_a_job_id_config_map_with_a_bad_value_stalls_and_is_read_again_until_the_deadline() -> None:
+    bad = at.Problem(at.INVALID_JOB_ID, "ConfigMap 'ids' key 'jobId' holds 'abc', not a job id")
+    d = decide(FROM_CONFIG_MAP, FRESH, 0, bad, T0, 1)
+    assert cond(d, "Stalled")["reason"] == "InvalidJobId" and cond(d, "Ready")["status"] == "False"
+    assert (d.next_poll_in, d.failures) == (30.0, 0)
+    assert reasons(d) == [("Warning", "InvalidJobId")]
+    again = decide(FROM_CONFIG_MAP, d.status, 0, bad, at_(30), 1)
+    assert again.events == () and again.next_poll_in == 30.0
+    fixed = decide(dataclasses.replace(SPEC, job_id=8), again.status, 0, job("running"), at_(60), 1)
+    assert cond(fixed, "Reconciling")["reason"] == "JobRunning" and "Stalled" not in types(fixed)
+    late = decide(FROM_CONFIG_MAP, again.status, 0, bad, at_(3600), 1)
+    assert cond(late, "Stalled")["reason"] == "TimedOut" and late.next_poll_in is None
+
+
+def test_every_message_is_bounded_whatever_airbyte_says() -> None:
+    huge = "x" * 100_000
+    for answer in (job("failed", failure=huge), at.Problem(at.SERVER_ERROR, huge),
+                   at.Problem(at.AUTH_FAILED, huge), at.Problem(at.INVALID_JOB_ID, huge)):  # fmt: skip
+        d = decide(SPEC, FRESH, 0, answer, T0, 1)
+        texts = [d.status["message"], *(x["message"] for x in d.status["conditions"])]
+        texts += [e.message for e in d.events]
+        assert texts and all(len(t) <= MESSAGE_LIMIT for t in texts)
+        assert "more characters" in d.status["message"]
 
 
 def test_cancel_only_when_asked_and_the_job_was_seen_running() -> None:
     running = decide(SPEC, FRESH, 0, job("running"), T0, 1)
-    assert not decide(SPEC, running.status, 0, job("running"), at_(3600), 1).cancel_job
+    assert not wants_cancel(SPEC, running.status, job("running"), at_(3600))
     cancelling = dataclasses.replace(SPEC, cancel_on_timeout=True)
-    assert decide(cancelling, running.status, 0, job("running"), at_(3600), 1).cancel_job
-    assert not decide(cancelling, running.status, 0, job("succeeded"), at_(3600), 1).cancel_job
+    assert wants_cancel(cancelling, running.status, job("running"), at_(3600))
+    assert not wants_cancel(cancelling, running.status, job("running"), at_(3599))
+    assert not wants_cancel(cancelling, running.status, job("succeeded"), at_(3600))
     outage = at.Problem(at.UNREACHABLE, "refused")  # the job's state is unknown: nothing to cancel
-    assert not decide(cancelling, running.status, 0, outage, at_(3600), 1).cancel_job
+    assert not wants_cancel(cancelling, running.status, outage, at_(3600))
 
 
 @pytest.mark.parametrize(
@@ -409,9 +434,8 @@ def test_cancel_only_when_asked_and_the_job_was_seen_running() -> None:
 def test_cancel_outcome_is_in_status_and_the_timed_out_event(outcome: str, words: str) -> None:
     cancelling = dataclasses.replace(SPEC, cancel_on_timeout=True)
     running = decide(cancelling, FRESH, 0, job("running"), T0, 1)
-    timed_out = decide(cancelling, running.status, 0, job("running"), at_(3600), 1)
-    d = with_cancel_outcome(timed_out, 7, outcome)
-    assert d.status["cancelRequested"] is True and not d.cancel_job
+    d = decide(cancelling, running.status, 0, job("running"), at_(3600), 1, cancelled=outcome)
+    assert d.status["cancelRequested"] is True
     assert words in d.status["message"] and words in cond(d, "Ready")["message"]
     assert reasons(d) == [("Warning", "TimedOut")] and words in d.events[0].message
 

@@ -1,0 +1,460 @@
+"""In-memory Kubernetes and Airbyte at the operator's client boundary, with a fake clock.
+
+For tests that must decide the order of everything: which kopf event arrives when, which
+request is answered when, what fails. They stand in for `KubeClient` and `ClientPool`; the
+real ones are tested against the real API server and the fake Airbyte elsewhere.
+
+`MemoryKube` behaves as the API server does where the operator depends on it: uids, generations
+that move only with the spec, resourceVersions that move with every write, finalizers holding
+a delete, merge patches of status, Events refused as copies by name (409), and the CRD's
+bounds on messages (422).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import datetime
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airbyte_watch import airbyte_types as at
+from airbyte_watch.kube_client import KubeError
+
+CONDITION_MESSAGE_LIMIT = 32768  # the CRD's maxLength for a condition's message
+EVENT_MESSAGE_LIMIT = 1024
+
+
+class FakeClock:
+    """Wall clock and monotonic clock that move only when a test says so."""
+
+    def __init__(self, start: datetime.datetime | None = None) -> None:
+        self.wall = start or datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
+        self.mono = 1000.0
+
+    def now(self) -> datetime.datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += datetime.timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+Hook = Callable[[str, str], Awaitable[None]]  # (verb, name) -> awaited before the write lands
+
+
+@dataclass
+class WriteRecord:
+    verb: str
+    name: str
+    uid: str | None  # the uid of the object the write landed on
+    sent_uid: str | None  # the uid the writer named as a precondition, if any
+
+
+@dataclass
+class MemoryKube:
+    clock: FakeClock
+    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    events: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    data: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)  # resource, ns, name
+    pending: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)  # kopf's stream
+    writes: list[WriteRecord] = field(default_factory=list)
+    fail_patches: int = 0  # the next n status patches fail as an unavailable API server would
+    fail_events: int = 0  # the next n Event POSTs fail likewise
+    before_write: Hook | None = None
+    on_write: Callable[[str], None] = lambda kind: None
+    component: str = "airbyte-watch"
+    instance: str = "memory"
+    _rv: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _uid: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    # --- what users and kopf do -------------------------------------------------------------
+
+    def _emit(self, type_: str | None, obj: dict[str, Any]) -> None:
+        self.pending.append((type_, copy.deepcopy(obj)))
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+
+    def create(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        assert (namespace, name) not in self.objects, "exists"
+        obj = {
+            "apiVersion": "airbyte.watch/v1alpha1",
+            "kind": "AirbyteJobWatch",
+            "metadata": {
+                "namespace": namespace,
+                "name": name,
+                "uid": f"uid-{next(self._uid)}",
+                "generation": 1,
+                "finalizers": [],
+                "labels": {},
+            },
+            "spec": copy.deepcopy(spec),
+            "status": {"observedGeneration": -1},
+        }
+        self._bump(obj)
+        self.objects[(namespace, name)] = obj
+        self._emit("ADDED", obj)
+        return obj
+
+    def edit_spec(self, namespace: str, name: str, **changes: Any) -> None:
+        obj = self.objects[(namespace, name)]
+        obj["spec"].update(changes)
+        obj["metadata"]["generation"] += 1
+        self._bump(obj)
+        self._emit("MODIFIED", obj)
+
+    def edit_labels(self, namespace: str, name: str, **labels: str) -> None:
+        obj = self.objects[(namespace, name)]
+        obj["metadata"]["labels"].update(labels)
+        self._bump(obj)
+        self._emit("MODIFIED", obj)
+
+    def delete(self, namespace: str, name: str) -> None:
+        obj = self.objects.get((namespace, name))
+        if obj is None:
+            return
+        if obj["metadata"]["finalizers"]:
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["metadata"]["deletionTimestamp"] = self.clock.now().isoformat()
+                self._bump(obj)
+                self._emit("MODIFIED", obj)
+            return
+        del self.objects[(namespace, name)]
+        self._emit("DELETED", obj)
+
+    def put_data(self, resource: str, namespace: str, name: str, values: Mapping[str, str]) -> None:
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+        self.data[(resource, namespace, name)] = encoded if resource == "secrets" else dict(values)
+
+    def take_pending(self) -> list[tuple[str | None, dict[str, Any]]]:
+        out, self.pending = self.pending, []
+        return out
+
+    def events_of(self, namespace: str, name: str, reason: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e for (ns, _), e in self.events.items()
+            if ns == namespace and e["involvedObject"]["name"] == name
+            and (reason is None or e["reason"] == reason)
+        ]  # fmt: skip
+
+    # --- the KubeClient calls the operator makes ---------------------------------------------
+
+    async def _hook(self, verb: str, name: str) -> None:
+        if self.before_write is not None:
+            await self.before_write(verb, name)
+
+    async def replace_status(
+        self, namespace: str, name: str, uid: str, status: Mapping[str, Any]
+    ) -> str | None:
+        await self._hook("replace_status", name)
+        if self.fail_patches:
+            self.fail_patches -= 1
+            raise KubeError("injected: API server unavailable")
+        obj = self.objects.get((namespace, name))
+        if obj is None or obj["metadata"]["uid"] != uid:
+            return None  # the JSON patch's uid test fails: the object we meant is gone
+        for cond in status.get("conditions") or []:
+            if len(cond.get("message", "")) > CONDITION_MESSAGE_LIMIT:
+                raise KubeError("422: status.conditions[].message: Too long")  # as the CRD says
+        obj["status"] = copy.deepcopy(dict(status))
+        self.writes.append(WriteRecord("replace_status", name, obj["metadata"]["uid"], uid))
+        self._bump(obj)
+        self._emit("MODIFIED", obj)
+        self.on_write("status_patch")
+        return obj["metadata"]["resourceVersion"]
+
+    async def post_event(
+        self,
+        obj: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        now: datetime.datetime,
+        name: str | None = None,
+    ) -> bool:
+        meta = obj["metadata"]
+        await self._hook("post_event", meta["name"])
+        if self.fail_events:
+            self.fail_events -= 1
+            raise KubeError("injected: API server unavailable")
+        if len(message) > EVENT_MESSAGE_LIMIT:
+            raise AssertionError(f"an Event message of {len(message)} characters")
+        key = (meta["namespace"], name or f"{meta['name']}.{len(self.events)}")
+        if key in self.events:
+            return False
+        self.events[key] = {
+            "reason": reason, "type": type_, "message": message,
+            "involvedObject": {"name": meta["name"], "uid": meta.get("uid")},
+        }  # fmt: skip
+        self.on_write("event")
+        return True
+
+    async def set_finalizer(
+        self, namespace: str, name: str, finalizer: str, present: bool, uid: str | None = None
+    ) -> bool:
+        await self._hook("set_finalizer", name)
+        obj = self.objects.get((namespace, name))
+        if obj is None or (uid is not None and obj["metadata"]["uid"] != uid):
+            return False
+        current = obj["metadata"]["finalizers"]
+        if (finalizer in current) == present:
+            return True
+        obj["metadata"]["finalizers"] = (
+            [*current, finalizer] if present else [f for f in current if f != finalizer]
+        )
+        self.writes.append(WriteRecord("set_finalizer", name, obj["metadata"]["uid"], uid))
+        if obj["metadata"].get("deletionTimestamp") and not obj["metadata"]["finalizers"]:
+            del self.objects[(namespace, name)]
+            self._emit("DELETED", obj)
+        else:
+            self._bump(obj)
+            self._emit("MODIFIED", obj)
+        return True
+
+    async def read_data(
+        self, resource: str, namespace: str, name: str
+    ) -> tuple[int, Mapping[str, str] | None]:
+        found = self.data.get((resource, namespace, name))
+        return (200, dict(found)) if found is not None else (404, None)
+
+    async def list_watches(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [copy.deepcopy(o) for (ns, _), o in self.objects.items() if namespace in (None, ns)]
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class MemoryJob:
+    job_id: int
+    connection_id: str
+    job_type: str
+    status: str
+    created: datetime.datetime  # Airbyte's clock
+    failure: str | None = None
+
+
+@dataclass
+class MemoryAirbyte:
+    """One Airbyte server with its own clock (`skew` seconds from the operator's)."""
+
+    clock: FakeClock
+    skew: float = 0.0
+    jobs: dict[int, MemoryJob] = field(default_factory=dict)
+    posts: int = 0
+    cancels: list[int] = field(default_factory=list)
+    requests: int = 0
+    faults: list[at.Problem | BaseException] = field(default_factory=list)  # next answers
+    lose_next_post_answer: bool = False  # the job is created, the answer never arrives
+    gate: asyncio.Event | None = None  # when set to an unset Event, requests wait for it
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(100))
+
+    def now(self) -> datetime.datetime:
+        return self.clock.now() + datetime.timedelta(seconds=self.skew)
+
+    def add_job(self, job_id: int, status: str, connection_id: str = "c-1", job_type: str = "sync",
+                failure: str | None = None) -> MemoryJob:  # fmt: skip
+        job = MemoryJob(job_id, connection_id, job_type, status, self.now(), failure)
+        self.jobs[job_id] = job
+        return job
+
+    async def _enter(self) -> None:
+        self.requests += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.faults:
+            fault = self.faults.pop(0)
+            if isinstance(fault, BaseException):
+                raise fault
+            raise _Answer(fault)
+
+    def _as_job(self, job: MemoryJob) -> at.Job:
+        return at.Job(job.job_id, job.status, job.job_type, job.connection_id, failure=job.failure)
+
+    async def get_job(self, job_id: int) -> at.Job | at.Problem:
+        try:
+            await self._enter()
+        except _Answer as a:
+            return a.problem
+        job = self.jobs.get(job_id)
+        if job is None:
+            return at.Problem(at.NOT_FOUND, f"404 job {job_id} not found", 404)
+        return self._as_job(job)
+
+    async def cancel_job(self, job_id: int) -> str | at.Problem:
+        try:
+            await self._enter()
+        except _Answer as a:
+            return a.problem
+        job = self.jobs.get(job_id)
+        if job is None:
+            return at.Problem(at.NOT_FOUND, "404", 404)
+        # As the real server: the connection's running job is cancelled, whatever id was named.
+        running = [j for j in self.jobs.values() if j.connection_id == job.connection_id
+                   and j.status in ("pending", "running", "incomplete")]  # fmt: skip
+        if not running:
+            return "finished"
+        for j in running:
+            j.status = "cancelled"
+            self.cancels.append(j.job_id)
+        return "cancelled"
+
+    async def trigger_job(self, connection_id: str, job_type: str) -> at.Job | at.Problem:
+        try:
+            await self._enter()
+        except _Answer as a:
+            return a.problem
+        self.posts += 1
+        if any(j.connection_id == connection_id and j.status in ("pending", "running", "incomplete")
+               for j in self.jobs.values()):  # fmt: skip
+            return at.Problem(at.CONFLICT, "409 a sync is already running", 409)
+        stored_type = "reset" if job_type == "clear" else job_type
+        job = self.add_job(next(self._ids), "running", connection_id, stored_type)
+        if self.lose_next_post_answer:
+            self.lose_next_post_answer = False
+            return at.Problem(at.TIMEOUT, "no answer in time")
+        return self._as_job(job)
+
+    async def list_jobs(self, connection_id: str, since: str | None = None) -> list[at.Job] | at.Problem:
+        """Newest first; `since` compared with Airbyte's own createdAt, as the server does."""
+        try:
+            await self._enter()
+        except _Answer as a:
+            return a.problem
+        start = datetime.datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+        found = [j for j in self.jobs.values() if j.connection_id == connection_id
+                 and (start is None or j.created.replace(microsecond=0) >= start)]  # fmt: skip
+        return [self._as_job(j) for j in sorted(found, key=lambda j: -j.job_id)]
+
+    async def close(self) -> None:
+        pass
+
+
+class _Answer(Exception):
+    def __init__(self, problem: at.Problem) -> None:
+        self.problem = problem
+
+
+@dataclass
+class MemoryPool:
+    """Stands in for ClientPool: every server and credentials reach the same MemoryAirbyte."""
+
+    airbyte: MemoryAirbyte
+    configs: list[Any] = field(default_factory=list)
+
+    def get(self, config: Any) -> MemoryAirbyte:
+        self.configs.append(config)
+        return self.airbyte
+
+    def close_unused(self, in_use: Any) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+NAMESPACE = "team"
+SECRET_VALUE = "cs-MEMORY-SENTINEL-5d1e"  # distinctive, so tests can look for leaks
+
+
+async def _no_sleep(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+class Harness:
+    """The operator (Watches) on MemoryKube and MemoryAirbyte, driven step by step.
+
+    `settle()` delivers kopf's pending events and runs every step that is due until nothing
+    moves; `run_for(s)` moves the fake clock from one due step to the next. `hold = True`
+    keeps kopf's events back (a watch stream that lags); `crash()` is a SIGKILL and restart.
+    """
+
+    def __init__(self, allowed_urls: tuple[str, ...] = (), **options: Any) -> None:
+        from airbyte_watch.connections import Connections
+        from airbyte_watch.watches import Options, Watches
+
+        self._connections_type, self._watches_type, self._options_type = Connections, Watches, Options
+        self.clock = FakeClock()
+        self.kube = MemoryKube(self.clock)
+        self.airbyte = MemoryAirbyte(self.clock)
+        self.pool = MemoryPool(self.airbyte)
+        self.allowed_urls = allowed_urls
+        self.options = {"startup_spread": 0.0, "patch_retry_delay": 5.0, **options}
+        self.hold = False
+        self.kube.put_data("secrets", NAMESPACE, "airbyte-default",
+                           {"url": "https://airbyte.test/v1", "clientId": "id", "clientSecret": SECRET_VALUE})  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        """A new operator process: it knows only what a list of the watches tells."""
+        self.connections = self._connections_type(
+            self.kube,
+            allowed_urls=self.allowed_urls,
+            monotonic=self.clock.monotonic,  # type: ignore[arg-type]
+        )
+        self.watches = self._watches_type(
+            self.kube, self.connections, self.pool, self._options_type(**self.options),  # type: ignore[arg-type]
+            clock=self.clock.now, monotonic=self.clock.monotonic, sleep=_no_sleep,
+        )  # fmt: skip
+        self.kube.pending.clear()  # the list below saw all of it
+        for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
+            self.watches.observe(None, item, owned=True)
+        self.watches.listed = True
+
+    def crash(self) -> None:
+        """SIGKILL: every step in flight stops at its await; a new process starts."""
+        for task in list(self.watches.scheduler._tasks):
+            task.cancel()
+        self.start()
+
+    def deliver(self) -> bool:
+        events = self.kube.take_pending()
+        for type_, body in events:
+            self.watches.observe(type_, body)
+        return bool(events)
+
+    def relist(self) -> None:
+        """kopf re-lists after 410 Gone: every object that exists, as unnamed events; what was
+        deleted meanwhile is simply not there."""
+        self.kube.pending.clear()
+        for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
+            self.watches.observe(None, item)
+
+    def _due_now(self) -> bool:
+        due = self.watches.scheduler.next_due()
+        return due is not None and due <= self.clock.monotonic()
+
+    async def settle(self, rounds: int = 200) -> None:
+        for _ in range(rounds):
+            moved = False if self.hold else self.deliver()
+            await self.watches.scheduler.run_due()
+            for _ in range(20):
+                await asyncio.sleep(0)
+            if not moved and not self._due_now() and (self.hold or not self.kube.pending):
+                return
+
+    async def run_for(self, seconds: float) -> None:
+        end = self.clock.monotonic() + seconds
+        while True:
+            await self.settle()
+            await self.watches.maintain_once()
+            due = self.watches.scheduler.next_due()
+            if due is None or due > end:
+                self.clock.advance(max(0.0, end - self.clock.monotonic()))
+                await self.settle()
+                await self.watches.maintain_once()
+                return
+            self.clock.advance(max(0.0, due - self.clock.monotonic()))
+
+    def obj(self, name: str) -> dict[str, Any]:
+        return self.kube.objects[(NAMESPACE, name)]
+
+    def reasons(self, name: str) -> list[str]:
+        return [e["reason"] for e in self.kube.events_of(NAMESPACE, name)]

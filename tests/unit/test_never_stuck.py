@@ -1,0 +1,209 @@
+"""Never stuck, never twice: one test per way a watch could break its promise (issue 10).
+
+Each drives the operator on in-memory Kubernetes and Airbyte with a fake clock, so the
+interleaving that breaks it happens every time, not now and then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from airbyte_watch import airbyte_types as at
+from airbyte_watch.text import MESSAGE_LIMIT
+
+from tests.support.memory import NAMESPACE, SECRET_VALUE, Harness
+
+NS = NAMESPACE
+
+
+def status(h: Harness, name: str = "w") -> dict:
+    return h.obj(name)["status"]
+
+
+def cond(h: Harness, type_: str, name: str = "w") -> dict | None:
+    return next((c for c in status(h, name).get("conditions", []) if c["type"] == type_), None)
+
+
+async def test_a_second_edit_while_a_finished_watch_is_acknowledged_is_acknowledged_too() -> None:
+    h = Harness()
+    h.airbyte.add_job(7, "succeeded")
+    h.kube.create(NS, "w", {"jobId": 7})
+    await h.run_for(1)
+    assert status(h)["phase"] == "Succeeded" and status(h)["observedGeneration"] == 1
+
+    async def edit_again_while_writing(verb: str, name: str) -> None:
+        if verb == "replace_status" and h.obj("w")["metadata"]["generation"] == 2:
+            h.kube.edit_spec(NS, "w", pollInterval="20s")  # generation 3, as the write is in flight
+            h.deliver()
+
+    h.kube.before_write = edit_again_while_writing
+    h.kube.edit_spec(NS, "w", pollInterval="10s")
+    await h.run_for(1)
+    assert h.obj("w")["metadata"]["generation"] == 3
+    assert status(h)["observedGeneration"] == 3
+    assert all(c["observedGeneration"] == 3 for c in status(h)["conditions"])
+
+
+async def test_a_failure_reason_longer_than_the_crd_allows_still_reaches_failed() -> None:
+    h = Harness()
+    h.airbyte.add_job(7, "failed", failure="destination: " + "x" * 40_000)
+    h.kube.create(NS, "w", {"jobId": 7})
+    await h.run_for(60)
+    assert status(h)["phase"] == "Failed"
+    assert len(status(h)["message"]) <= MESSAGE_LIMIT
+    assert all(len(c["message"]) <= MESSAGE_LIMIT for c in status(h)["conditions"])
+    assert h.reasons("w") == ["JobFailed"]
+
+
+async def test_a_delete_finishes_when_cancelling_raises_unexpectedly() -> None:
+    h = Harness()
+    h.airbyte.add_job(7, "running")
+    h.kube.create(NS, "w", {"jobId": 7, "cancelOnDelete": True})
+    await h.run_for(1)
+    assert h.obj("w")["metadata"]["finalizers"] == ["airbyte.watch/cancel-on-delete"]
+    # e.g. a 200 answer whose jobId is null, which a parser turned into a TypeError
+    h.airbyte.faults = [TypeError("int() argument must be a string, not 'NoneType'")] * 5
+    h.kube.delete(NS, "w")
+    await h.run_for(60)
+    assert (NS, "w") not in h.kube.objects
+    assert h.reasons("w") == ["JobRunning", "CancelUnconfirmed"]
+    assert not h.watches.known and not h.watches.scheduler.next_due()
+
+
+async def test_a_corrected_job_id_config_map_is_read_again() -> None:
+    h = Harness()
+    h.airbyte.add_job(7, "running")
+    h.kube.put_data("configmaps", NS, "ids", {"jobId": "abc"})
+    h.kube.create(NS, "w", {"jobIdFrom": {"configMapKeyRef": {"name": "ids", "key": "jobId"}}})
+    await h.run_for(1)
+    assert cond(h, "Stalled")["reason"] == "InvalidJobId" and "'abc'" in status(h)["message"]
+    h.kube.put_data("configmaps", NS, "ids", {"jobId": "7"})
+    await h.run_for(31)
+    assert status(h)["jobId"] == 7 and status(h)["phase"] == "Running"
+    assert cond(h, "Stalled") is None
+    assert h.reasons("w") == ["InvalidJobId", "JobRunning"]
+
+
+async def test_a_job_id_config_map_left_bad_times_out_at_the_deadline() -> None:
+    h = Harness()
+    h.kube.put_data("configmaps", NS, "ids", {"jobId": "-1"})
+    spec = {"jobIdFrom": {"configMapKeyRef": {"name": "ids", "key": "jobId"}}, "timeout": "2m"}
+    h.kube.create(NS, "w", spec)
+    await h.run_for(121)
+    assert status(h)["phase"] == "Failed" and cond(h, "Stalled")["reason"] == "TimedOut"
+    assert h.reasons("w") == ["InvalidJobId", "TimedOut"]
+
+
+async def test_a_label_edit_and_a_crash_between_event_and_status_do_not_announce_twice() -> None:
+    h = Harness()
+    h.airbyte.add_job(7, "succeeded")
+    h.kube.fail_patches = 1  # the Event goes out, the status patch after it does not
+    h.kube.create(NS, "w", {"jobId": 7})
+    await h.settle()
+    assert h.reasons("w") == ["JobSucceeded"] and "phase" not in status(h)
+    h.kube.edit_labels(NS, "w", team="data")  # moves the resourceVersion, not the transition
+    h.crash()
+    await h.run_for(30)
+    assert status(h)["phase"] == "Succeeded"
+    assert h.reasons("w") == ["JobSucceeded"]
+
+
+async def test_an_event_the_api_server_could_not_take_is_posted_before_the_status_moves_on() -> None:
+    h = Harness()
+    h.airbyte.add_job(7, "succeeded")
+    h.kube.fail_events = 1
+    h.kube.create(NS, "w", {"jobId": 7})
+    await h.settle()
+    assert "phase" not in status(h)  # held back with its Event
+    await h.run_for(30)
+    assert status(h)["phase"] == "Succeeded"
+    assert h.reasons("w") == ["JobSucceeded"]
+
+
+async def test_a_watch_recreated_under_its_name_during_a_poll_gets_none_of_the_old_status() -> None:
+    h = Harness()
+    h.airbyte.add_job(1, "running")
+    h.airbyte.add_job(2, "pending")
+    h.kube.create(NS, "w", {"jobId": 1, "pollInterval": "30s"})
+    await h.run_for(1)
+    old_uid = h.obj("w")["metadata"]["uid"]
+    h.airbyte.gate = asyncio.Event()
+    await h.run_for(30)  # the next poll of job 1 waits on Airbyte
+    h.hold = True  # kopf has not yet told about what happens next
+    h.kube.delete(NS, "w")
+    h.kube.create(NS, "w", {"jobId": 2})
+    h.airbyte.jobs[1].status = "succeeded"
+    h.airbyte.gate.set()
+    await h.settle()
+    assert h.obj("w")["metadata"]["uid"] != old_uid
+    assert status(h) == {"observedGeneration": -1}  # nothing of job 1 landed on the new watch
+    new_uid = h.obj("w")["metadata"]["uid"]
+    assert [e for e in h.kube.events_of(NS, "w") if e["involvedObject"]["uid"] == new_uid] == []
+    h.hold = False
+    await h.run_for(5)
+    assert status(h)["jobId"] == 2 and status(h)["phase"] == "Pending"
+
+
+async def test_watches_deleted_while_the_stream_was_down_are_forgotten_after_a_relist() -> None:
+    h = Harness()
+    h.airbyte.add_job(1, "running")
+    h.kube.create(NS, "a", {"jobId": 1})
+    h.kube.create(NS, "b", {"jobId": 1})
+    await h.run_for(1)
+    assert h.watches.metrics.watches.labels("Running")._value.get() == 2
+    h.kube.delete(NS, "b")
+    h.kube.pending.clear()  # the stream broke (410 Gone): its DELETED never arrives
+    h.relist()
+    await h.run_for(10)
+    assert set(h.watches.known) == {(NS, "a")}
+    assert h.watches.metrics.watches.labels("Running")._value.get() == 1
+    assert h.watches.scheduler.next_due() is not None and len(h.watches.scheduler) == 1
+
+
+async def test_credential_values_never_reach_status_events_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    h = Harness()
+    h.airbyte.add_job(7, "running")
+    echo = f"500 upstream said: POST /applications/token client_secret={SECRET_VALUE}&grant_type=x"
+    h.airbyte.faults = [at.Problem(at.SERVER_ERROR, echo, 500)]
+    h.kube.create(NS, "w", {"jobId": 7})
+    await h.run_for(1)
+    assert cond(h, "Reconciling")["reason"] == "ProgressingWithRetry"
+    assert "[redacted]" in status(h)["message"]
+    written = repr(h.kube.objects) + repr(h.kube.events) + caplog.text
+    assert SECRET_VALUE not in written
+
+
+async def test_adoption_after_a_lost_answer_does_not_trust_the_operators_clock() -> None:
+    h = Harness()
+    h.airbyte.skew = -3600.0  # Airbyte's clock is an hour behind ours
+    h.airbyte.add_job(40, "succeeded", connection_id="c-1")  # an older job on the connection
+    h.airbyte.lose_next_post_answer = True
+    h.kube.create(NS, "w", {"connectionId": "c-1"})
+    await h.run_for(120)
+    assert h.airbyte.posts == 1
+    assert status(h)["jobId"] == 100 and status(h)["phase"] == "Running"
+
+
+async def test_a_clear_whose_answer_was_lost_is_adopted_not_posted_again() -> None:
+    h = Harness()
+    h.airbyte.lose_next_post_answer = True
+    h.kube.create(NS, "w", {"connectionId": "c-1", "jobType": "clear"})
+    await h.run_for(120)
+    assert h.airbyte.posts == 1
+    assert h.airbyte.jobs[100].job_type == "reset"  # how Airbyte reads a clear back
+    assert status(h)["jobId"] == 100
+
+
+async def test_a_secret_naming_a_url_the_admin_did_not_allow_stalls_the_watch() -> None:
+    h = Harness(allowed_urls=("https://*.airbyte.internal",))
+    h.kube.put_data("secrets", NS, "meta", {"url": "http://169.254.169.254/latest/meta-data"})
+    h.airbyte.add_job(7, "running")
+    h.kube.create(NS, "w", {"jobId": 7, "serverRef": {"name": "meta"}})
+    await h.run_for(1)
+    assert cond(h, "Stalled")["reason"] == "InvalidSecret"
+    assert "may not call" in status(h)["message"] and "https://*.airbyte.internal" in status(h)["message"]
+    assert h.airbyte.requests == 0
+    assert h.reasons("w") == ["InvalidSecret"]
