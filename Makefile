@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test unit lint chaos cluster controlplane bench clean
+.PHONY: demo test unit lint chaos fuzz cluster controlplane bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ unit: $(VENV)/.installed
 chaos: $(VENV)/.installed controlplane
 	CHAOS_WATCHES=$${CHAOS_WATCHES:-300} CHAOS_JOB_SECONDS=$${CHAOS_JOB_SECONDS:-40} \
 		$(PY) -m pytest -s -m chaos tests/e2e/test_chaos.py
+
+# The lifecycle model (tests/unit/test_lifecycle_model.py) with many more examples than CI runs.
+fuzz: $(VENV)/.installed
+	LIFECYCLE_EXAMPLES=$${LIFECYCLE_EXAMPLES:-20000} LIFECYCLE_REPORT=1 \
+		$(PY) -m pytest -s -p no:cacheprovider tests/unit/test_lifecycle_model.py
 
 bench: $(VENV)/.installed controlplane
 	$(PY) -m bench.run $(if $(N),$(foreach n,$(N),--n $(n)),--n 1000 --n 10000)

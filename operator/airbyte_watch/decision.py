@@ -292,6 +292,29 @@ def _with_cancel_outcome(decision: Decision, job_id: int, outcome: str) -> Decis
     return dataclasses.replace(decision, status=status, events=events)
 
 
+# Final reasons: the outcome of a watch. Each watch announces one, once.
+FINAL_REASONS = frozenset({n.JOB_SUCCEEDED, n.JOB_FAILED, n.JOB_CANCELLED, n.UNKNOWN_JOB_STATUS,
+                           n.JOB_NOT_FOUND, n.TIMED_OUT, n.CONNECTION_BUSY})  # fmt: skip
+
+
+def as_announced(
+    status: Mapping[str, Any], reason: str, message: str, generation: int, now: datetime.datetime
+) -> dict[str, Any]:
+    """The final status of the outcome already announced by an Event, when a retry after a crash
+    (or a failed status patch) decided another one: the first announcement stands."""
+    stamp = timestamp(now)
+    phase = {n.JOB_SUCCEEDED: SUCCEEDED, n.JOB_CANCELLED: CANCELLED}.get(reason, FAILED)
+    mark = c.mark_ready if phase == SUCCEEDED else c.mark_stalled
+    conditions = mark(status.get("conditions") or [], reason, bound(message), generation, stamp)
+    return {
+        **status,
+        "phase": phase,
+        "message": bound(message),
+        "completedAt": stamp,
+        "conditions": conditions,
+    }
+
+
 def restamp(status: Mapping[str, Any], generation: int) -> dict[str, Any]:
     """A final watch whose spec was edited: nothing to poll, but the edit is acknowledged."""
     return {

@@ -242,6 +242,15 @@ class KubeClient:
         self.on_write("event")
         return True
 
+    async def read_event(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """An Event by name (its reason, message and type), None if there is none."""
+        status, body = await self._request("GET", f"/api/v1/namespaces/{namespace}/events/{name}")
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(body, dict):
+            raise KubeError(f"reading event {name} answered {status}: {_msg(body)}")
+        return body
+
     async def read_data(
         self, resource: str, namespace: str, name: str
     ) -> tuple[int, Mapping[str, str] | None]:

@@ -54,10 +54,14 @@ class StatusWriter:
         if events:
             new[TRANSITIONS] = int(watch.status.get(TRANSITIONS) or 0) + 1
         for event in events:
+            final = event.reason in decision.FINAL_REASONS
+            name = final_event_name(watch) if final else event_name(watch, event.reason)
             try:
-                name = event_name(watch, event.reason)
                 created = await self.kube.post_event(
                     watch.ref, event.type, event.reason, event.message, self.clock(), name=name
+                )
+                announced = (
+                    None if created or not final else await self.kube.read_event(watch.namespace, name)
                 )
             except KubeError as exc:
                 log.warning("%s/%s: event %s not posted (%s); retrying", *watch.key, event.reason, exc)
@@ -65,6 +69,14 @@ class StatusWriter:
             if created:
                 self.metrics.observe_event(event.type, event.reason)
                 log.info("%s/%s: %s %s: %s", *watch.key, event.type, event.reason, event.message)
+            elif announced and announced.get("reason") != event.reason:
+                # An earlier attempt announced another outcome, then crashed or failed to write
+                # the status: that outcome stands, never a second one.
+                log.info(
+                    "%s/%s: keeping the outcome announced before, %s", *watch.key, announced.get("reason")
+                )
+                reason, message = str(announced.get("reason")), str(announced.get("message", ""))
+                new = decision.as_announced(new, reason, message, watch.generation, self.clock())
             if watch.deleted:
                 return Written.GONE
         if new == watch.status:
@@ -89,6 +101,12 @@ def event_name(watch: Watch, reason: str) -> str:
     """Stable across retries of one transition: the watch's uid, its transition count, the reason."""
     count = int(watch.status.get(TRANSITIONS) or 0)
     digest = hashlib.sha256(f"{watch.uid}/{count}/{reason}".encode()).hexdigest()[:16]
+    return f"{watch.name[:200]}.{digest}"
+
+
+def final_event_name(watch: Watch) -> str:
+    """One name for the outcome of a watch, whatever it is: the API server lets only one exist."""
+    digest = hashlib.sha256(f"{watch.uid}/outcome".encode()).hexdigest()[:16]
     return f"{watch.name[:200]}.{digest}"
 
 

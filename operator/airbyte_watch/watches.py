@@ -240,7 +240,7 @@ class Watches:
             else:
                 answer = config
         assert answer is not None
-        answer = self._clean(answer)
+        answer = self._clean(answer, config)
         now = self.clock()
         cancelled = None
         if (
@@ -250,7 +250,7 @@ class Watches:
         ):
             # The job was read running in this very step, so it is still the connection's job.
             outcome = await self.clients.get(config).cancel_job(spec.job_id)
-            cancelled = self._clean(outcome).detail if isinstance(outcome, at.Problem) else outcome
+            cancelled = self._clean(outcome, config).detail if isinstance(outcome, at.Problem) else outcome
         if watch.deleted:
             return None
         return decide(spec, watch.status, watch.failures, answer, now, generation, cancelled), spec
@@ -265,9 +265,13 @@ class Watches:
             self.connections.forget(watch.namespace, spec.server_secret)
         return answer
 
-    def _clean(self, answer: Any) -> Any:
-        """Airbyte's words, bounded and without any credential value, before anything uses them."""
+    def _clean(self, answer: Any, config: Any = None) -> Any:
+        """Airbyte's words, bounded and without any credential value, before anything uses them.
+        `config`: the credentials this very answer was asked with (they may be uncached by now,
+        e.g. after a 401)."""
         secrets = list(self.connections.secret_values())
+        if isinstance(config, ServerConfig):
+            secrets.extend(config.credential_values())
         if isinstance(answer, at.Problem):
             return dataclasses.replace(answer, detail=clean(answer.detail, secrets, DETAIL_LIMIT))
         if isinstance(answer, at.Job) and answer.failure:

@@ -196,6 +196,10 @@ class MemoryKube:
         self.on_write("event")
         return True
 
+    async def read_event(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.events.get((namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
     async def set_finalizer(
         self, namespace: str, name: str, finalizer: str, present: bool, uid: str | None = None
     ) -> bool:
@@ -388,8 +392,8 @@ class Harness:
         self.allowed_urls = allowed_urls
         self.options = {"startup_spread": 0.0, "patch_retry_delay": 5.0, **options}
         self.hold = False
-        self.kube.put_data("secrets", NAMESPACE, "airbyte-default",
-                           {"url": "https://airbyte.test/v1", "clientId": "id", "clientSecret": SECRET_VALUE})  # fmt: skip
+        login = {"url": "https://airbyte.test/v1", "clientId": "id", "clientSecret": SECRET_VALUE}
+        self.kube.put_data("secrets", NAMESPACE, "airbyte-default", login)
         self.start()
 
     def start(self) -> None:

@@ -207,3 +207,17 @@ async def test_a_secret_naming_a_url_the_admin_did_not_allow_stalls_the_watch() 
     assert "may not call" in status(h)["message"] and "https://*.airbyte.internal" in status(h)["message"]
     assert h.airbyte.requests == 0
     assert h.reasons("w") == ["InvalidSecret"]
+
+
+async def test_an_outcome_announced_before_a_crash_stands_when_the_retry_decides_another() -> None:
+    h = Harness()
+    h.airbyte.add_job(7, "running")
+    h.airbyte.faults = [at.Problem(at.NOT_FOUND, "404 no such job", 404)]  # a lying proxy, once
+    h.kube.fail_patches = 1  # the JobNotFound Event goes out, the status after it does not
+    h.kube.create(NS, "w", {"jobId": 7, "timeout": "1m"})
+    await h.settle()
+    assert h.reasons("w") == ["JobNotFound"] and "phase" not in status(h)
+    h.crash()
+    await h.run_for(120)  # the retry reads the job running, then the deadline passes
+    assert h.reasons("w") == ["JobNotFound", "JobRunning"]  # no TimedOut: one outcome
+    assert status(h)["phase"] == "Failed" and cond(h, "Stalled")["reason"] == "JobNotFound"

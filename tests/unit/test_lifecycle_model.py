@@ -1,0 +1,256 @@
+"""The whole watch lifecycle as a state machine: Hypothesis interleaves creates, edits, label
+edits, deletes, delete-and-recreate, crashes and restarts, Airbyte's answers and faults, long
+messages, API server failures, a lagging or broken kopf stream, and clock steps, and checks the
+operator's promises after every step.
+
+Runs on in-memory Kubernetes and Airbyte with a fake clock (tests/support/memory.py): every
+interleaving it finds replays exactly. CI runs `LIFECYCLE_EXAMPLES` examples (default 60);
+`make fuzz` runs a long search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+import pytest
+from airbyte_watch import airbyte_types as at
+from airbyte_watch import names as n
+from airbyte_watch.decision import FINAL_REASONS
+from airbyte_watch.text import MESSAGE_LIMIT
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from tests.support.memory import NAMESPACE, SECRET_VALUE, Harness
+
+NS = NAMESPACE
+NAMES = ("a", "b", "c")
+JOBS = (1, 2, 3)
+SOURCES = ("id", "cm", "trigger")  # spec.jobId, spec.jobIdFrom, spec.connectionId
+STATUSES = ("pending", "running", "incomplete", "succeeded", "failed", "cancelled", "exploded")
+ECHO = f"500 proxy echo: Authorization: Bearer {SECRET_VALUE} " + "y" * 3000
+FAULTS: list[Any] = [
+    at.Problem(at.SERVER_ERROR, ECHO, 500),
+    at.Problem(at.RATE_LIMITED, "429 slow down", 429, 7.0),
+    at.Problem(at.TIMEOUT, "no answer in time"),
+    at.Problem(at.AUTH_FAILED, f"401 token {SECRET_VALUE} rejected", 401),
+    at.Problem(at.NOT_FOUND, "404 gone", 404),
+    TypeError("int() argument must be a string, not 'NoneType'"),
+]
+EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "60"))
+
+
+class Logs(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.text: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text.append(self.format(record))
+
+
+class Lifecycle(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.h = Harness(delete_cancel_timeout=20.0, relist_settle=5.0)
+        for job in JOBS:
+            self.h.airbyte.add_job(job, "running", connection_id=f"c-{job}")
+        self.h.kube.put_data("configmaps", NS, "ids", {"jobId": "2"})
+        self.logs = Logs()
+        logging.getLogger("airbyte_watch").addHandler(self.logs)
+        self.final_seen: dict[str, str] = {}  # uid -> the final phase it reached
+
+    def teardown(self) -> None:
+        try:
+            self.quiesce()
+        finally:
+            logging.getLogger("airbyte_watch").removeHandler(self.logs)
+            for task in list(self.h.watches.scheduler._tasks):
+                task.cancel()
+            self.loop.run_until_complete(asyncio.sleep(0))
+            self.loop.close()
+
+    def run(self, coro: Any) -> None:
+        self.loop.run_until_complete(coro)
+
+    # --- what users do ---------------------------------------------------------------------
+
+    @rule(name=st.sampled_from(NAMES), job=st.sampled_from(JOBS), source=st.sampled_from(SOURCES),
+          interval=st.sampled_from(["1s", "30s"]), timeout=st.sampled_from(["45s", "10m"]),
+          cancel_on_delete=st.booleans(), cancel_on_timeout=st.booleans())  # fmt: skip
+    def create(self, name: str, job: int, source: str, interval: str, timeout: str,
+               cancel_on_delete: bool, cancel_on_timeout: bool) -> None:  # fmt: skip
+        if (NS, name) in self.h.kube.objects:
+            return
+        spec: dict[str, Any] = {"pollInterval": interval, "timeout": timeout}
+        spec.update(cancelOnDelete=cancel_on_delete, cancelOnTimeout=cancel_on_timeout)
+        if source == "id":
+            spec["jobId"] = job
+        elif source == "cm":
+            spec["jobIdFrom"] = {"configMapKeyRef": {"name": "ids", "key": "jobId"}}
+        else:
+            spec.update(connectionId=f"c-{job}", jobType="clear" if job == 3 else "sync")
+        self.h.kube.create(NS, name, spec)
+        self.run(self.h.settle())
+
+    @rule(name=st.sampled_from(NAMES), interval=st.sampled_from(["2s", "20s", "fast"]))
+    def edit(self, name: str, interval: str) -> None:
+        if (NS, name) in self.h.kube.objects:
+            self.h.kube.edit_spec(NS, name, pollInterval=interval)
+            self.run(self.h.settle())
+
+    @rule(name=st.sampled_from(NAMES), value=st.sampled_from(["x", "y"]))
+    def label(self, name: str, value: str) -> None:
+        if (NS, name) in self.h.kube.objects:
+            self.h.kube.edit_labels(NS, name, team=value)
+            self.run(self.h.settle())
+
+    @rule(name=st.sampled_from(NAMES), recreate=st.booleans())
+    def delete(self, name: str, recreate: bool) -> None:
+        if (NS, name) not in self.h.kube.objects:
+            return
+        spec = dict(self.h.obj(name)["spec"])
+        self.h.kube.delete(NS, name)
+        if recreate and (NS, name) not in self.h.kube.objects:
+            self.h.kube.create(NS, name, spec)
+        self.run(self.h.settle())
+
+    @rule(value=st.sampled_from(["2", "abc", "3"]))
+    def config_map(self, value: str) -> None:
+        self.h.kube.put_data("configmaps", NS, "ids", {"jobId": value})
+
+    # --- what the operator's world does -------------------------------------------------------
+
+    @rule()
+    def crash(self) -> None:
+        self.h.crash()
+        self.run(self.h.settle())
+
+    @rule(fault=st.sampled_from(FAULTS))
+    def crash_between_event_and_status(self, fault: Any) -> None:
+        """The step after this one meets `fault` (or Airbyte's news), posts its Events, fails to
+        write its status, and the process dies before the retry."""
+        self.h.airbyte.faults.append(fault)
+        self.h.kube.fail_patches = 1
+        self.run(self.h.run_for(31))
+        self.h.crash()
+        self.run(self.h.settle())
+
+    @rule(job=st.sampled_from([*JOBS, 100, 101, 102]), status=st.sampled_from(STATUSES), long=st.booleans())
+    def airbyte_moves(self, job: int, status: str, long: bool) -> None:
+        found = self.h.airbyte.jobs.get(job)
+        if found is not None and found.status not in ("succeeded", "failed", "cancelled"):
+            found.status = status
+            found.failure = ("z" * 50_000 + SECRET_VALUE) if long and status == "failed" else None
+
+    @rule(fault=st.sampled_from(FAULTS), count=st.integers(1, 3))
+    def airbyte_fault(self, fault: Any, count: int) -> None:
+        self.h.airbyte.faults.extend([fault] * count)
+
+    @rule()
+    def lose_post_answer(self) -> None:
+        self.h.airbyte.lose_next_post_answer = True
+
+    @rule(patches=st.integers(0, 2), events=st.integers(0, 2))
+    def kube_fails(self, patches: int, events: int) -> None:
+        self.h.kube.fail_patches, self.h.kube.fail_events = patches, events
+
+    @precondition(lambda self: self.h.airbyte.gate is None)
+    @rule()
+    def airbyte_hangs(self) -> None:
+        self.h.airbyte.gate = asyncio.Event()
+
+    @precondition(lambda self: self.h.airbyte.gate is not None)
+    @rule()
+    def airbyte_answers(self) -> None:
+        assert self.h.airbyte.gate is not None
+        self.h.airbyte.gate.set()
+        self.h.airbyte.gate = None
+        self.run(self.h.settle())
+
+    @rule(hold=st.booleans())
+    def stream_lags(self, hold: bool) -> None:
+        self.h.hold = hold
+        self.run(self.h.settle())
+
+    @rule()
+    def stream_relists(self) -> None:
+        self.h.hold = False
+        self.h.relist()
+        self.run(self.h.settle())
+
+    @rule(seconds=st.sampled_from([0.5, 1, 5, 30, 120]))
+    def time_passes(self, seconds: float) -> None:
+        self.run(self.h.run_for(seconds))
+
+    # --- promises -------------------------------------------------------------------------------
+
+    @invariant()
+    def one_outcome_announced_once(self) -> None:
+        finals: Counter[str] = Counter()
+        for event in self.h.kube.events.values():
+            if event["reason"] in FINAL_REASONS:
+                finals[event["involvedObject"]["uid"]] += 1
+        assert all(count == 1 for count in finals.values()), finals
+        for obj in self.h.kube.objects.values():
+            uid, phase = obj["metadata"]["uid"], obj["status"].get("phase")
+            if phase in n.FINAL_PHASES:
+                assert finals[uid] == 1, (uid, phase)
+                assert self.final_seen.setdefault(uid, phase) == phase  # never a second outcome
+
+    @invariant()
+    def writes_only_reach_their_own_object(self) -> None:
+        assert all(w.sent_uid == w.uid for w in self.h.kube.writes)
+
+    @invariant()
+    def messages_are_bounded_and_secrets_never_written(self) -> None:
+        for obj in self.h.kube.objects.values():
+            status = obj["status"]
+            assert len(status.get("message", "")) <= MESSAGE_LIMIT
+            assert all(len(c["message"]) <= MESSAGE_LIMIT for c in status.get("conditions", []))
+        written = repr(self.h.kube.objects) + repr(self.h.kube.events) + "\n".join(self.logs.text)
+        assert SECRET_VALUE not in written
+
+    def quiesce(self) -> None:
+        """Faults end, kopf catches up, time passes: everything must settle where it should."""
+        h = self.h
+        h.hold = False
+        h.kube.fail_patches = h.kube.fail_events = 0
+        h.airbyte.faults.clear()
+        if h.airbyte.gate is not None:
+            h.airbyte.gate.set()
+            h.airbyte.gate = None
+        self.run(h.run_for(60))  # past the resync that a re-list asks for, and the delete bound
+        for (ns, name), obj in h.kube.objects.items():
+            assert not obj["metadata"].get("deletionTimestamp"), f"{name}: a delete hangs"
+            watch = h.watches.known.get((ns, name))
+            assert watch is not None and watch.uid == obj["metadata"]["uid"], f"{name} is not known"
+            assert obj["status"].get("observedGeneration") == obj["metadata"]["generation"], (
+                name,
+                obj["status"],
+            )
+        known = {(k, w.uid) for k, w in h.watches.known.items()}
+        assert known == {(k, o["metadata"]["uid"]) for k, o in h.kube.objects.items()}
+        assert set(h.watches.scheduler._due) <= set(h.watches.known)
+        assert set(h.watches.metrics._phases) <= set(h.watches.known)
+        assert set(h.watches.deletion._said) <= {w.uid for w in h.watches.known.values()}
+        self.one_outcome_announced_once()
+
+
+Lifecycle.TestCase.settings = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestLifecycle = Lifecycle.TestCase
+
+
+@pytest.mark.skipif(not os.environ.get("LIFECYCLE_REPORT"), reason="make fuzz prints its count")
+def test_report_examples() -> None:  # pragma: no cover - a line for `make fuzz`
+    print(f"\nlifecycle model: {EXAMPLES} examples of up to 30 steps each")
