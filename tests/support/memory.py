@@ -380,7 +380,7 @@ class Harness:
     keeps kopf's events back (a watch stream that lags); `crash()` is a SIGKILL and restart.
     """
 
-    def __init__(self, allowed_urls: tuple[str, ...] = (), **options: Any) -> None:
+    def __init__(self, allowed_urls: tuple[str, ...] = (), pool: Any = None, **options: Any) -> None:
         from airbyte_watch.connections import Connections
         from airbyte_watch.watches import Options, Watches
 
@@ -388,7 +388,8 @@ class Harness:
         self.clock = FakeClock()
         self.kube = MemoryKube(self.clock)
         self.airbyte = MemoryAirbyte(self.clock)
-        self.pool = MemoryPool(self.airbyte)
+        self.real_io = pool is not None  # a real ClientPool: steps wait on real sockets
+        self.pool = pool if pool is not None else MemoryPool(self.airbyte)
         self.allowed_urls = allowed_urls
         self.options = {"startup_spread": 0.0, "patch_retry_delay": 5.0, **options}
         self.hold = False
@@ -441,6 +442,8 @@ class Harness:
             await self.watches.scheduler.run_due()
             for _ in range(20):
                 await asyncio.sleep(0)
+            if self.real_io and self.watches.scheduler._tasks:
+                await asyncio.wait(list(self.watches.scheduler._tasks), timeout=10)
             if not moved and not self._due_now() and (self.hold or not self.kube.pending):
                 return
 
