@@ -25,6 +25,11 @@ class _Cached:
     until: float
 
 
+# Credential values stay known for redaction this long after their Secret left the cache: an
+# answer to a request made with them may still be on its way (timeouts, retries, cancels).
+REDACT_GRACE = 600.0
+
+
 class Connections:
     def __init__(self, kube: KubeClient, ttl: float = 30.0, missing_ttl: float = 5.0,
                  allowed_urls: Sequence[str] = (),
@@ -34,6 +39,7 @@ class Connections:
         self._allowed = tuple(allowed_urls)
         self._monotonic = monotonic
         self._cache: dict[tuple[str, str], _Cached] = {}
+        self._credentials: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}  # values, until
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -47,12 +53,13 @@ class Connections:
         now = self._monotonic()
         for key in [k for k, v in self._cache.items() if v.until <= now]:
             del self._cache[key]
+        for key in [k for k, (_, until) in self._credentials.items() if until <= now]:
+            del self._credentials[key]
 
     def secret_values(self) -> Iterator[str]:
-        """Every credential value of the Secrets in use: never to be written anywhere."""
-        for cached in self._cache.values():
-            if isinstance(cached.value, ServerConfig):
-                yield from cached.value.credential_values()
+        """Every credential value of the Secrets in use (or lately used): never to be written."""
+        for values, _ in self._credentials.values():
+            yield from values
 
     async def resolve(self, namespace: str, name: str) -> ServerConfig | at.Problem:
         key = (namespace, name)
@@ -63,6 +70,8 @@ class Connections:
         ttl = self._ttl if isinstance(value, ServerConfig) else self._missing_ttl
         if not (isinstance(value, at.Problem) and value.transient):
             self._cache[key] = _Cached(value, self._monotonic() + ttl)
+        if isinstance(value, ServerConfig):
+            self._credentials[key] = (value.credential_values(), self._monotonic() + ttl + REDACT_GRACE)
         return value
 
     def _check_allowed(self, name: str, config: ServerConfig) -> at.Problem | None:

@@ -8,9 +8,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from . import airbyte_types as at
+from .names import PHASES
 
 _KNOWN_STATUSES = at.WAITING | {at.SUCCEEDED, at.FAILED, at.CANCELLED}
-PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
 
 
 class Metrics:

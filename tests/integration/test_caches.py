@@ -35,5 +35,8 @@ async def test_caches_let_go_of_what_deleted_watches_used(fake_airbyte: RunningF
         h.kube.delete(NS, "w2")
         await h.run_for(45)
         assert len(pool) == 0 and len(h.connections) == 0 and h.watches.scheduler.heap_size == 0
+        assert list(h.connections.secret_values()) == [CLIENT_SECRET, CLIENT_SECRET]  # still redacted
+        await h.run_for(700)  # an answer can no longer be on its way: the values go too
+        assert list(h.connections.secret_values()) == []
     finally:
         await pool.close()
