@@ -92,8 +92,14 @@ def test_chaos(control_plane: ControlPlane, fake_airbyte: RunningFake, tmp_path:
     wrong = {n: (phases.get(n), want) for n, want in expected.items() if phases.get(n) != want}
     not_once = {n: dict(c) for n, c in by_watch.items() if sum(c[r] for r in FINAL_REASONS) != 1}
     running_twice = {n: c["JobRunning"] for n, c in by_watch.items() if c["JobRunning"] > 1}
-    # Every outage a watch saw was announced once and its end once.
-    unpaired = {n: dict(c) for n, c in by_watch.items() if c["AirbyteUnreachable"] != c["AirbyteReachable"]}
+    # Every outage a watch saw was announced once and its end once, but for one case: an outage
+    # announced just before a SIGKILL that kept its status from being written is forgotten by
+    # the next process (Events go before the status), so its end is never announced. An end
+    # without a start, or more orphans than kills, is a defect.
+    unpaired = {
+        n: dict(c) for n, c in by_watch.items()
+        if not 0 <= c["AirbyteUnreachable"] - c["AirbyteReachable"] <= kills
+    }  # fmt: skip
     reasons = Counter(e["reason"] for e in posted)
     print(
         f"\nchaos: {WATCHES} watches, seed {SEED}, {kills} SIGKILLs, job length up to {JOB_SECONDS:g}s\n"

@@ -40,15 +40,20 @@ def test_job_id_from_a_config_map_waits_until_it_is_written(
     assert eventually(lambda: reasons(control_plane, ns, "later") == ["JobRunning", "JobSucceeded"])
 
 
-def test_a_config_map_value_that_is_not_a_job_id_is_invalid_spec(
+def test_a_config_map_value_that_is_not_a_job_id_stalls_until_it_is_corrected(
     control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake, airbyte_secret: str
 ) -> None:
+    fake_airbyte.fake.add_job(93, [("running", 1), ("succeeded", None)])
     config_map(control_plane, op_namespace, {"jobId": "not-a-number"})
     assert apply(control_plane, op_namespace, watch_manifest("bad", FROM)).returncode == 0
     wait_for(control_plane, op_namespace, "bad", "condition=Stalled")
     obj = get(control_plane, op_namespace, "bad")
-    assert condition(obj, "Stalled")["reason"] == "InvalidSpec"
+    assert condition(obj, "Stalled")["reason"] == "InvalidJobId"
     assert "spec.jobIdFrom" in obj["status"]["message"] and "'not-a-number'" in obj["status"]["message"]
+    config_map(control_plane, op_namespace, {"jobId": "93"})  # the earlier step wrote it late
+    wait_for(control_plane, op_namespace, "bad", "condition=Ready")
+    assert get(control_plane, op_namespace, "bad")["status"]["jobId"] == 93
+    assert reasons(control_plane, op_namespace, "bad") == ["InvalidJobId", "JobRunning", "JobSucceeded"]
 
 
 def test_schema_wants_exactly_one_job_id_source(control_plane: ControlPlane, namespace: str) -> None:

@@ -53,6 +53,14 @@ class Logs(logging.Handler):
         self.text.append(self.format(record))
 
 
+async def _cancel_all() -> None:
+    """End every step still in flight, so nothing of this example outlives it."""
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class Lifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -62,7 +70,10 @@ class Lifecycle(RuleBasedStateMachine):
             self.h.airbyte.add_job(job, "running", connection_id=f"c-{job}")
         self.h.kube.put_data("configmaps", NS, "ids", {"jobId": "2"})
         self.logs = Logs()
-        logging.getLogger("airbyte_watch").addHandler(self.logs)
+        logger = logging.getLogger("airbyte_watch")
+        logger.addHandler(self.logs)
+        # Ours alone: pytest's capture would keep every record of every example in memory.
+        logger.propagate = False
         self.final_seen: dict[str, str] = {}  # uid -> the final phase it reached
 
     def teardown(self) -> None:
@@ -70,9 +81,8 @@ class Lifecycle(RuleBasedStateMachine):
             self.quiesce()
         finally:
             logging.getLogger("airbyte_watch").removeHandler(self.logs)
-            for task in list(self.h.watches.scheduler._tasks):
-                task.cancel()
-            self.loop.run_until_complete(asyncio.sleep(0))
+            logging.getLogger("airbyte_watch").propagate = True
+            self.loop.run_until_complete(_cancel_all())
             self.loop.close()
 
     def run(self, coro: Any) -> None:
