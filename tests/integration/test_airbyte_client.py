@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from airbyte_watch import airbyte_types as at
 from airbyte_watch.airbyte_client import AirbyteClient, retry_after_seconds
-from airbyte_watch.airbyte_transport import DEFAULT_TOKEN_LIFETIME, refresh_margin
 from airbyte_watch.server_config import ServerConfig
 
 from tests.support.controlplane import write_certs
@@ -84,6 +83,8 @@ async def test_a_token_that_lives_10_seconds_serves_many_requests(fake: RunningF
 
 
 async def test_a_token_answer_without_expires_in_lives_the_documented_default(fake: RunningFake) -> None:
+    from airbyte_watch.airbyte_transport import DEFAULT_TOKEN_LIFETIME, refresh_margin
+
     fake.fake.token_lifetime = None  # the answer carries no expires_in
     async with AirbyteClient(creds(fake)) as client:
         assert isinstance(await client.get_job(5), at.Job)

@@ -46,6 +46,7 @@ class Fault:
     method: str = ""  # only requests with this method ("" = any)
     passthrough: bool = False  # after the delay, answer as usual (a slow but working server)
     reset: bool = False  # start a 200 body, then drop the connection mid-body
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -286,7 +287,7 @@ class FakeAirbyte:
             status=fault.status,
             text=fault.body or "",
             headers=fault.headers,
-            content_type="application/json",
+            content_type=fault.content_type,
         )
 
     # --- the public API ---------------------------------------------------------------------
