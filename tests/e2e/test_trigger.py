@@ -76,9 +76,20 @@ def test_a_connection_already_running_a_sync(
         assert job_id > 500_000 and posts(fake_airbyte) >= 2
 
 
+@pytest.mark.parametrize(
+    "job_type",
+    [
+        "sync",
+        pytest.param(
+            "clear",
+            marks=pytest.mark.xfail(strict=True, reason="adoption of clear: fixed in watches by the lead"),
+        ),
+    ],
+)
 def test_never_triggers_twice_when_killed_between_the_post_and_the_status_write(
-    control_plane: ControlPlane, fake_airbyte: RunningFake, tmp_path: Path
+    control_plane: ControlPlane, fake_airbyte: RunningFake, tmp_path: Path, job_type: str
 ) -> None:
+    """Airbyte reads a clear back as a reset: adoption after the restart must still find it."""
     ns = f"trig-{secrets.token_hex(3)}"
     control_plane.kubectl("create", "namespace", ns)
     control_plane.kubectl("-n", ns, "create", "secret", "generic", "airbyte-default",
@@ -88,7 +99,7 @@ def test_never_triggers_twice_when_killed_between_the_post_and_the_status_write(
     fake_airbyte.fake.connection_scripts[CONNECTION] = [Step("running", polls=1), Step("succeeded")]
     # Airbyte takes 4 s to answer the POST: the operator dies while it waits.
     fake_airbyte.fake.inject(Fault(200, delay=4.0, passthrough=True, method="POST", path_contains="/jobs"))
-    trigger(control_plane, ns, "once")
+    trigger(control_plane, ns, "once", jobType=job_type)
     operator = OperatorProcess(
         control_plane, tmp_path / "op.log", ["--namespace", ns, "--startup-spread=0.1"]
     )
