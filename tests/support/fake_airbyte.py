@@ -58,6 +58,11 @@ class Recorded:
     user_agent: str = ""
 
 
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    """JSON as the server sends it: `Content-Type: application/json`, no charset parameter."""
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+
+
 def problem(status: int, title: str, detail: str, data: dict[str, Any] | None = None) -> web.Response:
     """A problem as the server's AbstractThrowableProblemHandler sends it: the problem fields of
     api-problems.yaml, as `application/json`."""
@@ -69,13 +74,13 @@ def problem(status: int, title: str, detail: str, data: dict[str, Any] | None = 
     }
     if data is not None:
         body["data"] = data
-    return web.json_response(body, status=status)
+    return json_answer(body, status=status)
 
 
 def error_id(status: int) -> web.Response:
     """What the server's validation handlers send (bad JSON, a bad enum, a limit out of range):
     only an id to find the logged error by."""
-    return web.json_response({"errorId": str(uuid.uuid4())}, status=status)
+    return json_answer({"errorId": str(uuid.uuid4())}, status=status)
 
 
 def bad_request(message: str) -> web.Response:
@@ -326,7 +331,7 @@ class FakeAirbyte:
                 )
             if not self._cancel_current(job):
                 return problem(409, "state-conflict", "State conflict", NOT_RUNNING)
-            return web.json_response(job.as_response(job.peek()))
+            return json_answer(job.as_response(job.peek()))
 
     def _start(self, connection: str, job_type: str) -> FakeJob | web.Response:
         """A new job on the connection; 404 for an unknown connection, 409 while one runs."""
@@ -377,11 +382,7 @@ class FakeAirbyte:
                 {"message": "Refreshes are not supported in the public API"},
             )
         started = self._start(body["connectionId"], "sync" if job_type == "sync" else "reset")
-        return (
-            started
-            if isinstance(started, web.Response)
-            else web.json_response(started.as_response("pending"))
-        )
+        return started if isinstance(started, web.Response) else json_answer(started.as_response("pending"))
 
     async def _list_jobs(self, request: web.Request) -> web.Response:
         """GET /jobs: filters, order (createdAt ascending unless asked), offset paging and the
@@ -429,7 +430,7 @@ class FakeAirbyte:
         base = f"{request.scheme}://{request.host}{self.prefix.removesuffix('/v1')}/v1/jobs"
         keep = {k: q[k] for k in ("jobType", "connectionId") if k in q}
         link = lambda at: f"{base}?{urlencode({**keep, 'limit': limit, 'offset': at})}"  # noqa: E731
-        return web.json_response(
+        return json_answer(
             {
                 "data": data,
                 "next": link(offset + limit) if data else "",
@@ -453,7 +454,7 @@ class FakeAirbyte:
                 "The requested resource could not be found.",
                 {"resourceType": "job", "resourceId": raw},
             )
-        return web.json_response(job.as_response(status))
+        return json_answer(job.as_response(status))
 
     async def _token(self, request: web.Request) -> web.Response:
         if request.content_type == "application/x-www-form-urlencoded":
@@ -476,7 +477,7 @@ class FakeAirbyte:
         answer: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
         if lifetime is not None:
             answer["expires_in"] = lifetime
-        return web.json_response(answer)
+        return json_answer(answer)
 
     def _authorized(self, header: str | None) -> bool:
         if self.client_id is None and self.static_token is None and self.username is None:
@@ -506,18 +507,18 @@ class FakeAirbyte:
                 for j in self.jobs.values()
             }
             total = len(self.requests)
-        return web.json_response({"requests": total, "jobs": jobs})
+        return json_answer({"requests": total, "jobs": jobs})
 
     # --- the config API ---------------------------------------------------------------------
 
     @staticmethod
     def _known_exception(status: int, message: str, exception: str) -> web.Response:
-        return web.json_response({"message": message, "exceptionClassName": exception}, status=status)
+        return json_answer({"message": message, "exceptionClassName": exception}, status=status)
 
     async def _config_sync(self, request: web.Request) -> web.Response:
         """POST /api/v1/connections/sync or /reset: a new job, as a JobInfoRead."""
         if not self._authorized(request.headers.get("Authorization")):
-            return web.json_response({"message": "Unauthorized"}, status=401)
+            return json_answer({"message": "Unauthorized"}, status=401)
         body = await request.json()
         reset = request.path.endswith("/reset")
         started = self._start(str(body.get("connectionId", "")), "reset" if reset else "sync")
@@ -528,13 +529,13 @@ class FakeAirbyte:
                 data.get("message") or "Could not find connection",
                 "io.airbyte.commons.server.errors.ValueConflictKnownException",
             )
-        return web.json_response(started.as_config_response("pending"))
+        return json_answer(started.as_config_response("pending"))
 
     async def _config_list_jobs(self, request: web.Request) -> web.Response:
         """POST /api/v1/jobs/list: configTypes required; pageSize 200 and newest first unless asked
         (JobHistoryHandler.listJobsFor, JobServiceDataImpl)."""
         if not self._authorized(request.headers.get("Authorization")):
-            return web.json_response({"message": "Unauthorized"}, status=401)
+            return json_answer({"message": "Unauthorized"}, status=401)
         body = await request.json()
         types = body.get("configTypes") if isinstance(body, dict) else None
         if not types:
@@ -559,15 +560,15 @@ class FakeAirbyte:
         with self.lock:
             page, total = query.run(self.jobs.values())
             items = [{"job": job.as_config_response(status)["job"], "attempts": []} for job, status in page]
-        return web.json_response({"jobs": items, "totalJobCount": total})
+        return json_answer({"jobs": items, "totalJobCount": total})
 
     async def _config_job(self, request: web.Request) -> tuple[FakeJob | None, web.Response | None]:
         if not self._authorized(request.headers.get("Authorization")):
-            return None, web.json_response({"message": "Unauthorized"}, status=401)
+            return None, json_answer({"message": "Unauthorized"}, status=401)
         try:
             job_id = int((await request.json())["id"])
         except (ValueError, KeyError, TypeError):
-            return None, web.json_response(
+            return None, json_answer(
                 {
                     "message": "Invalid input",
                     "exceptionClassName": "InvalidInputException",
@@ -577,7 +578,7 @@ class FakeAirbyte:
             )
         job = self.jobs.get(job_id)
         if job is None:
-            return None, web.json_response(
+            return None, json_answer(
                 {
                     "id": str(job_id),
                     "message": f"Could not find job with id: {job_id}",
@@ -593,7 +594,7 @@ class FakeAirbyte:
             return error or web.Response(status=500)
         with self.lock:
             status = job.current()
-        return web.json_response(job.as_config_response(status))
+        return json_answer(job.as_config_response(status))
 
     async def _config_cancel_job(self, request: web.Request) -> web.Response:
         """POST /api/v1/jobs/cancel: connection-scoped, like the public DELETE."""
@@ -607,7 +608,7 @@ class FakeAirbyte:
                     NOT_RUNNING["message"],
                     "io.airbyte.commons.server.errors.ValueConflictKnownException",
                 )
-            return web.json_response(job.as_config_response(job.peek()))
+            return json_answer(job.as_config_response(job.peek()))
 
 
 class BackgroundServer:
