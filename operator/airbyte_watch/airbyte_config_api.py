@@ -8,6 +8,7 @@ tests/support/AIRBYTE.md.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from typing import Any
@@ -23,7 +24,10 @@ LIST_PAGE_SIZE = 100
 class ConfigApiClient(AirbyteApi):
     async def get_job(self, job_id: int) -> at.Job | at.Problem:
         answer = await self._call("POST", "/jobs/get", job_read=True, body={"id": job_id})
-        return answer if isinstance(answer, at.Problem) else _parse_job_info(answer)
+        if isinstance(answer, at.Problem):
+            return answer
+        job = _parse_job_info(answer)
+        return dataclasses.replace(job, failure=self._clean(job.failure)) if isinstance(job, at.Job) else job
 
     async def cancel_job(self, job_id: int) -> str | at.Problem:
         """POST /jobs/cancel: connection-scoped, like the public DELETE."""

@@ -70,6 +70,7 @@ class AirbyteApi(abc.ABC):
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
+        self._last_token: str | None = None  # the one replaced last: still redacted from text
         self._token_refresh_at = 0.0  # monotonic; 0 = fetch before use
         self._token_lock = asyncio.Lock()
 
@@ -142,6 +143,10 @@ class AirbyteApi(abc.ABC):
     def _describe(self, text: str, content_type: str) -> str:
         return describe_body(text, content_type, self._secrets())
 
+    def _clean(self, text: str | None) -> str | None:
+        """Airbyte's words from a 200 answer (a failure reason), redacted and bounded."""
+        return None if text is None else bounded(redact(text, self._secrets()))
+
     async def _bearer(self, rejected: str | None = None) -> str:
         """A token for client credentials: cached, refreshed early, fetched once at a time.
 
@@ -152,7 +157,7 @@ class AirbyteApi(abc.ABC):
             fresh = self._token is not None and time.monotonic() < self._token_refresh_at
             if fresh and self._token != rejected:
                 return self._token  # type: ignore[return-value]
-            self._token = None
+            self._last_token, self._token = self._token or self._last_token, None
             # The server reads `grant-type` (its own wire-format test); its published document
             # lists `grant_type` as required. We follow the server.
             body = {

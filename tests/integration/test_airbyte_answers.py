@@ -133,3 +133,16 @@ async def test_a_200_without_a_usable_integer_job_id_is_malformed(
         else:
             answer = await client.trigger_job(CONNECTION, "sync")
     assert isinstance(answer, at.Problem) and answer.kind == at.MALFORMED, answer
+
+
+async def test_a_failure_reason_from_the_config_api_is_redacted_and_bounded(fake: RunningFake) -> None:
+    reason = f"destination rejected password={PASSWORD} " + "z" * 5_000
+    fake.fake.add_job(6, [Step("failed")], connection_id=CONNECTION, attempts=2,
+                      failure={"failureOrigin": "destination", "failureType": "config_error",
+                               "externalMessage": reason})  # fmt: skip
+    config = ServerConfig(url=f"{fake.base}/api/v1", api="config", username="airbyte", password=PASSWORD)
+    async with AirbyteClient(config) as client:
+        job = await client.get_job(6)
+    assert isinstance(job, at.Job) and job.failure is not None
+    assert PASSWORD not in job.failure and "destination config_error: destination rejected" in job.failure
+    assert len(job.failure) <= 300
