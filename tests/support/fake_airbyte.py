@@ -17,6 +17,7 @@ import base64
 import json
 import re
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -693,8 +694,16 @@ def main() -> None:
     if args.demo:
         for job_id, steps in DEMO_JOBS.items():
             fake.add_job(job_id, steps, rows=1000 * job_id, bytes_=65536 * job_id)
+    app = fake.app()
+
+    async def report_violations(_: web.Application) -> None:
+        # Run alone (bench, demo) no test fails for the fake: say it where the output goes.
+        for violation in fake.take_violations():
+            print(f"Airbyte contract violated: {violation}", file=sys.stderr, flush=True)
+
+    app.on_shutdown.append(report_violations)
     web.run_app(
-        fake.app(),
+        app,
         host="127.0.0.1",
         port=args.port,
         access_log=None,
