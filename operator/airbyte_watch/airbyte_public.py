@@ -49,10 +49,13 @@ class PublicApiClient(AirbyteApi):
             return malformed("the job list with a body that is not a JSON object")
         if not isinstance(data, list):
             return malformed("the job list without a `data` list")
-        jobs = [_job_from(item) for item in data]
-        bad = next((j for j in jobs if isinstance(j, at.Problem)), None)
-        # One unreadable entry spoils the list: adoption must never miss a job it cannot read.
-        return bad if bad is not None else sorted(jobs, key=lambda j: -j.job_id)  # type: ignore[union-attr,return-value]
+        jobs: list[at.Job] = []
+        for item in data:
+            job = _job_from(item)
+            if isinstance(job, at.Problem):
+                return job  # one unreadable entry spoils the list: adoption must not miss a job
+            jobs.append(job)
+        return sorted(jobs, key=lambda j: -j.job_id)
 
 
 def _parse_job(text: str) -> at.Job | at.Problem:
