@@ -10,6 +10,15 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 
+# How Airbyte reads a job's type back: a job started as `clear` (public API) or
+# `reset_connection` (config API) runs as a reset and reads back as `reset`.
+_READ_BACK_AS = {"clear": "reset", "reset_connection": "reset"}
+
+
+def normalize_job_type(value: object) -> str | None:
+    """A job type as the server reads it back (`reset` for clear); None when not a string."""
+    return _READ_BACK_AS.get(value, value) if isinstance(value, str) else None
+
 
 @dataclass(frozen=True)
 class Job:

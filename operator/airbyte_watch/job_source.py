@@ -23,14 +23,11 @@ from .text import bound
 
 log = logging.getLogger(__name__)
 
-# How Airbyte reads a job type back: it runs `clear` as a reset, and the config API says
-# `reset_connection` for it (airbyte-platform's JobsController and JobConverter).
-_SAME_TYPE = {"clear": "reset", "reset_connection": "reset"}
-
 
 def same_job_type(a: str | None, b: str | None) -> bool:
-    """True when a job Airbyte reports as type `a` may be the job of type `b` we asked for."""
-    return a is None or b is None or _SAME_TYPE.get(a, a) == _SAME_TYPE.get(b, b)
+    """True when a job Airbyte reports as type `a` may be the job of type `b` we asked for:
+    Airbyte runs a clear as a reset and reads it back as one."""
+    return a is None or b is None or at.normalize_job_type(a) == at.normalize_job_type(b)
 
 
 class JobSource:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -188,7 +187,9 @@ def test_delete_reads_the_job_first_and_does_not_cancel_one_that_finished(
 ) -> None:
     # The job ends unseen (the watch polls hourly); a cancel now would stop whatever job the
     # connection runs next, so the operator must read first and leave it alone.
-    job = fake_airbyte.fake.add_job(100, [Step("running", seconds=2), Step("succeeded")])
+    # It ends right after the first poll (by poll count, not time: a loaded machine may take
+    # seconds to make that first poll).
+    job = fake_airbyte.fake.add_job(100, [Step("running", polls=1), Step("succeeded")])
     spec = {"jobId": 100, "pollInterval": "1h", "cancelOnDelete": True}
     assert apply(control_plane, op_namespace, watch_manifest("late", spec)).returncode == 0
     wait_for(
@@ -197,7 +198,27 @@ def test_delete_reads_the_job_first_and_does_not_cancel_one_that_finished(
         "late",
         "jsonpath={.metadata.finalizers[0]}=airbyte.watch/cancel-on-delete",
     )
-    time.sleep(2.5)
     control_plane.kubectl("-n", op_namespace, "delete", "ajw", "late", "--timeout=30s", timeout=40)
     assert not job.cancelled_by_request
     assert not [r for r in fake_airbyte.fake.requests if r.method == "DELETE"]
+
+
+def test_deleting_the_watch_of_a_finished_job_never_cancels_the_connections_next_job(
+    control_plane: ControlPlane, op_namespace: str, fake_airbyte: RunningFake, airbyte_secret: str
+) -> None:
+    # Airbyte cancels per connection: a DELETE naming the finished job would stop the job the
+    # connection runs now. The fake does the same, so only the operator's read-first guard
+    # keeps the next job alive.
+    old = fake_airbyte.fake.add_job(120, [Step("running", polls=1), Step("succeeded")])  # ends unseen
+    spec = {"jobId": 120, "pollInterval": "1h", "cancelOnDelete": True}
+    assert apply(control_plane, op_namespace, watch_manifest("earlier", spec)).returncode == 0
+    wait_for(
+        control_plane,
+        op_namespace,
+        "earlier",
+        "jsonpath={.metadata.finalizers[0]}=airbyte.watch/cancel-on-delete",
+    )
+    following = fake_airbyte.fake.add_job(121, [Step("running")], connection_id=old.connection_id)
+    control_plane.kubectl("-n", op_namespace, "delete", "ajw", "earlier", "--timeout=30s", timeout=40)
+    assert not following.cancelled_by_request and following.peek() == "running"
+    assert not old.cancelled_by_request

@@ -98,6 +98,9 @@ def test_unknown_status_fails_or_waits_as_asked(
     assert condition(patient, "Reconciling")["reason"] == "UnknownJobStatusWaiting"
     assert condition(patient, "Ready")["status"] == "Unknown"
     assert eventually(lambda: reasons(control_plane, op_namespace, "strict") == ["UnknownJobStatus"])
+    # A status outside today's contract (as a newer Airbyte may send): the contract check says so.
+    violations = fake_airbyte.fake.take_violations()
+    assert violations and all("not a JobResponse: status:" in v for v in violations), violations
 
 
 def test_timeout_is_stalled_timed_out(

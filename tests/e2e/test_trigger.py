@@ -76,25 +76,49 @@ def test_a_connection_already_running_a_sync(
         assert job_id > 500_000 and posts(fake_airbyte) >= 2
 
 
+def starts(fake: RunningFake) -> int:
+    """POSTs that start a job, on either API."""
+    return sum(1 for r in fake.fake.requests if r.method == "POST" and r.path.endswith(STARTS))
+
+
+STARTS = ("/jobs", "/connections/sync", "/connections/reset")
+
+
+@pytest.mark.parametrize(
+    ("job_type", "api"),
+    [
+        ("sync", "public"),
+        ("clear", "public"),
+        ("reset", "config"),
+        ("clear", "config"),
+    ],
+)
 def test_never_triggers_twice_when_killed_between_the_post_and_the_status_write(
-    control_plane: ControlPlane, fake_airbyte: RunningFake, tmp_path: Path
+    control_plane: ControlPlane, fake_airbyte: RunningFake, tmp_path: Path, job_type: str, api: str
 ) -> None:
+    """Airbyte reads a clear back as a reset: adoption after the restart must still find it."""
     ns = f"trig-{secrets.token_hex(3)}"
     control_plane.kubectl("create", "namespace", ns)
-    control_plane.kubectl("-n", ns, "create", "secret", "generic", "airbyte-default",
-                          f"--from-literal=url={fake_airbyte.url}", "--from-literal=clientId=x",
-                          "--from-literal=clientSecret=y")  # fmt: skip
-    fake_airbyte.fake.client_id, fake_airbyte.fake.client_secret = "x", "y"
+    if api == "public":
+        login = [f"--from-literal=url={fake_airbyte.url}", "--from-literal=clientId=x",
+                 "--from-literal=clientSecret=y"]  # fmt: skip
+        fake_airbyte.fake.client_id, fake_airbyte.fake.client_secret = "x", "y"
+    else:
+        login = [f"--from-literal=url={fake_airbyte.base}/api/v1", "--from-literal=api=config",
+                 "--from-literal=username=airbyte", "--from-literal=password=password"]  # fmt: skip
+        fake_airbyte.fake.username, fake_airbyte.fake.password = "airbyte", "password"
+    control_plane.kubectl("-n", ns, "create", "secret", "generic", "airbyte-default", *login)
     fake_airbyte.fake.connection_scripts[CONNECTION] = [Step("running", polls=1), Step("succeeded")]
     # Airbyte takes 4 s to answer the POST: the operator dies while it waits.
-    fake_airbyte.fake.inject(Fault(200, delay=4.0, passthrough=True, method="POST", path_contains="/jobs"))
-    trigger(control_plane, ns, "once")
+    path = "/jobs" if api == "public" else "/connections/"
+    fake_airbyte.fake.inject(Fault(200, delay=4.0, passthrough=True, method="POST", path_contains=path))
+    trigger(control_plane, ns, "once", jobType=job_type)
     operator = OperatorProcess(
         control_plane, tmp_path / "op.log", ["--namespace", ns, "--startup-spread=0.1"]
     )
     operator.start()
     try:
-        eventually(lambda: posts(fake_airbyte) == 1, timeout=20)
+        eventually(lambda: starts(fake_airbyte) == 1, timeout=20)
         assert "triggeredAt" in get(control_plane, ns, "once")["status"], (
             "the intent is written before the POST"
         )
@@ -105,7 +129,7 @@ def test_never_triggers_twice_when_killed_between_the_post_and_the_status_write(
         wait_for(control_plane, ns, "once", "condition=Ready", timeout=30)
     finally:
         operator.stop()
-    assert posts(fake_airbyte) == 1, "adopted the job created after the intent instead of posting again"
+    assert starts(fake_airbyte) == 1, "adopted the job created after the intent instead of posting again"
     started = [j for j in fake_airbyte.fake.jobs.values() if j.connection_id == CONNECTION]
     assert len(started) == 1
     assert get(control_plane, ns, "once")["status"]["jobId"] == started[0].job_id

@@ -58,15 +58,43 @@ async def test_token_refused_by_server_is_fetched_again_once(fake: RunningFake) 
     assert token_posts(fake) == 2
 
 
-async def test_token_refreshed_before_expires_in(fake: RunningFake) -> None:
-    fake.fake.token_lifetime = 61  # refreshed 60 s early: every call sees a stale token
+async def test_token_refreshed_a_third_of_its_life_before_expires_in(fake: RunningFake) -> None:
+    fake.fake.token_lifetime = 3  # refreshed 1 s early
     async with AirbyteClient(creds(fake)) as client:
         await client.get_job(5)
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(1.5)
+        await client.get_job(5)
+        assert token_posts(fake) == 1
+        await asyncio.sleep(0.7)
         await client.get_job(5)
     assert token_posts(fake) == 2
     gets = [r for r in fake.fake.requests if r.method == "GET"]
     assert all(r.authorization and r.authorization.startswith("Bearer ") for r in gets)
+
+
+async def test_a_token_that_lives_10_seconds_serves_many_requests(fake: RunningFake) -> None:
+    """A fixed 60 s refresh margin would fetch a token for every request of a 10 s token."""
+    fake.fake.token_lifetime = 10
+    async with AirbyteClient(creds(fake)) as client:
+        for _ in range(12):
+            assert isinstance(await client.get_job(5), at.Job)
+            await asyncio.sleep(0.25)
+    assert token_posts(fake) * 3 <= len(fake.fake.requests), (token_posts(fake), len(fake.fake.requests))
+
+
+async def test_a_token_answer_without_expires_in_lives_the_documented_default(fake: RunningFake) -> None:
+    from airbyte_watch.airbyte_transport import DEFAULT_TOKEN_LIFETIME, refresh_margin
+
+    fake.fake.token_lifetime = None  # the answer carries no expires_in
+    async with AirbyteClient(creds(fake)) as client:
+        assert isinstance(await client.get_job(5), at.Job)
+        # Move the clock to a second before the refresh point, then past it.
+        client._token_refresh_at -= DEFAULT_TOKEN_LIFETIME - refresh_margin(DEFAULT_TOKEN_LIFETIME) - 1
+        assert isinstance(await client.get_job(5), at.Job)
+        assert token_posts(fake) == 1
+        client._token_refresh_at -= 2
+        assert isinstance(await client.get_job(5), at.Job)
+    assert token_posts(fake) == 2
 
 
 async def test_second_401_is_authentication_failed(fake: RunningFake) -> None:

@@ -1,9 +1,10 @@
-"""A fake Airbyte public API (see ../shared/reference/airbyte-api.md), for tests and the demo.
+"""A fake Airbyte (public API and the legacy config API), for tests and the demo.
 
-It follows Airbyte's documented shapes: `POST /applications/token` (JSON or form body, a Bearer
-token with `expires_in`), `GET /jobs/{jobId}` returning a JobResponse, and RFC-7807-like problem
-bodies for errors. Jobs move through scripted statuses, by poll count or by time. It is a test
-double: it is never the thing under test.
+It does what the server does for everything the operator uses (tests/support/AIRBYTE.md lists
+each behaviour with the airbyte-platform file it comes from), and every request it receives and
+every answer it sends is checked against Airbyte's published contract (`airbyte_contract`).
+Jobs move through scripted statuses, by poll count or by time. It is a test double: it is never
+the thing under test.
 
 Run it alone: ``python -m tests.support.fake_airbyte --port 8001 --demo``.
 """
@@ -13,116 +14,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import datetime
 import json
+import re
 import secrets
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-PROBLEM_BASE = "https://reference.airbyte.com/reference/errors#"
+from tests.support import airbyte_contract as contract
+from tests.support.fake_jobs import CONFIG_TYPE, FINAL, FakeJob, JobQuery, Step, epoch
 
-
-@dataclass
-class Step:
-    status: str
-    polls: int | None = None  # served for this many GETs, then the next step; None = forever
-    seconds: float | None = None  # or for this long since the step began
-    until: float | None = None  # or until this wall-clock time (epoch seconds)
-
-
-@dataclass
-class FakeJob:
-    job_id: int
-    steps: list[Step]
-    connection_id: str = "9924bcd0-99be-453d-ba47-c2c9766f7da5"
-    job_type: str = "sync"
-    rows: int = 0
-    bytes: int = 0
-    created: float = field(default_factory=time.time)
-    _index: int = 0
-    _served: int = 0
-    _step_began: float = field(default_factory=time.monotonic)
-    final_at: float | None = None  # wall-clock time the job first reported a final status
-    first_get: float | None = None  # wall-clock time of the first GET
-    gets: int = 0
-    cancelled_by_request: bool = False
-    attempts: int = 1  # the config API reports attempts; failed ones carry `failure`
-    failure: dict[str, str] | None = None  # failureOrigin, failureType, externalMessage
-
-    def _advance(self) -> None:
-        while self._index < len(self.steps) - 1:
-            step = self.steps[self._index]
-            done_by_polls = step.polls is not None and self._served >= step.polls
-            done_by_time = step.seconds is not None and time.monotonic() - self._step_began >= step.seconds
-            done_by_clock = step.until is not None and time.time() >= step.until
-            if not (done_by_polls or done_by_time or done_by_clock):
-                break
-            self._index, self._served, self._step_began = self._index + 1, 0, time.monotonic()
-
-    def current(self) -> str:
-        """The status for this GET, advancing the script."""
-        self._advance()
-        self._served += 1
-        self.gets += 1
-        if self.first_get is None:
-            self.first_get = time.time()
-        status = self.steps[self._index].status
-        if status in ("succeeded", "failed", "cancelled") and self.final_at is None:
-            self.final_at = time.time()
-        return status
-
-    def peek(self) -> str:
-        """The status now, without counting a poll."""
-        self._advance()
-        return self.steps[self._index].status
-
-    def as_config_response(self, status: str) -> dict[str, Any]:
-        """The config API's JobInfoRead: epoch seconds, nested stats, attempts with failures."""
-        now = int(time.time())
-        stats = {"recordsEmitted": self.rows, "bytesEmitted": self.bytes, "recordsCommitted": self.rows,
-                 "bytesCommitted": self.bytes, "recordsRejected": 0}  # fmt: skip
-        attempts = []
-        for i in range(self.attempts):
-            last = i == self.attempts - 1
-            attempt_status = "running" if last and status not in FINAL else (
-                "succeeded" if last and status == "succeeded" else "failed")  # fmt: skip
-            attempt: dict[str, Any] = {"id": i, "status": attempt_status, "createdAt": int(self.created),
-                                       "updatedAt": now, "bytesSynced": 0, "recordsSynced": 0}  # fmt: skip
-            if attempt_status == "failed" and self.failure is not None:
-                attempt["failureSummary"] = {
-                    "failures": [{**self.failure, "retryable": False, "timestamp": now}],
-                    "partialSuccess": False,
-                }
-            attempts.append({"attempt": attempt, "logType": "formatted", "logs": {"logLines": []}})
-        return {
-            "job": {"id": self.job_id, "configType": self.job_type, "configId": self.connection_id,
-                    "enabledStreams": [], "createdAt": int(self.created), "updatedAt": now,
-                    "startedAt": int(self.created), "status": status, "aggregatedStats": stats},
-            "attempts": attempts,
-        }  # fmt: skip
-
-    def as_response(self, status: str) -> dict[str, Any]:
-        start = datetime.datetime.fromtimestamp(int(self.created), datetime.UTC)
-        body: dict[str, Any] = {
-            "jobId": self.job_id,
-            "status": status,
-            "jobType": self.job_type,
-            "startTime": start.isoformat().replace("+00:00", "Z"),
-            "connectionId": self.connection_id,
-        }
-        if status != "pending":
-            body["duration"] = f"PT{max(0, int(time.time() - self.created))}S"
-        if status in ("succeeded", "failed", "cancelled"):
-            body["lastUpdatedAt"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if status not in ("pending", "queued"):
-            body["rowsSynced"] = self.rows
-            body["bytesSynced"] = self.bytes
-        return body
+__all__ = ["FINAL", "BackgroundServer", "FakeAirbyte", "FakeJob", "Fault", "RunningFake", "Step"]
 
 
 @dataclass
@@ -138,6 +47,7 @@ class Fault:
     method: str = ""  # only requests with this method ("" = any)
     passthrough: bool = False  # after the delay, answer as usual (a slow but working server)
     reset: bool = False  # start a 200 body, then drop the connection mid-body
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -149,21 +59,51 @@ class Recorded:
     user_agent: str = ""
 
 
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    """JSON as the server sends it: `Content-Type: application/json`, no charset parameter."""
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+
+
 def problem(status: int, title: str, detail: str, data: dict[str, Any] | None = None) -> web.Response:
-    body = {
+    """A problem as the server's AbstractThrowableProblemHandler sends it: the problem fields of
+    api-problems.yaml, as `application/json`."""
+    body: dict[str, Any] = {
         "status": status,
-        "type": PROBLEM_BASE + title,
+        "type": contract.PROBLEM_TYPES[title],
         "title": title,
         "detail": detail,
-        "documentationUrl": None,
     }
     if data is not None:
         body["data"] = data
-    return web.json_response(body, status=status, content_type="application/problem+json")
+    return json_answer(body, status=status)
+
+
+def error_id(status: int) -> web.Response:
+    """What the server's validation handlers send (bad JSON, a bad enum, a limit out of range):
+    only an id to find the logged error by."""
+    return json_answer({"errorId": str(uuid.uuid4())}, status=status)
+
+
+def bad_request(message: str) -> web.Response:
+    return problem(
+        400,
+        "bad-request",
+        "The request could not be understood by the server due to malformed syntax.",
+        {"message": message},
+    )
+
+
+NOT_RUNNING = {"message": "Job is not currently running"}
+UNAUTHORIZED = ("invalid-api-key", "The API key in the Authorization header is invalid.")
 
 
 class FakeAirbyte:
-    """The server's state and routes. Thread-safe enough for a test thread to poke at it."""
+    """The server's state and routes. Thread-safe enough for a test thread to poke at it.
+
+    Every request and every answer that is not an injected Fault is checked against Airbyte's
+    published contract (`airbyte_contract`); what fails lands in `violations`, and RunningFake
+    fails the test when it stops.
+    """
 
     def __init__(
         self,
@@ -174,7 +114,7 @@ class FakeAirbyte:
         static_token: str | None = None,
         username: str | None = None,
         password: str | None = None,
-        token_lifetime: int = 900,
+        token_lifetime: int | None = 900,  # None: answer without expires_in, tokens never expire
     ) -> None:
         self.prefix = prefix.rstrip("/")
         self.client_id, self.client_secret = client_id, client_secret
@@ -188,6 +128,7 @@ class FakeAirbyte:
         self.tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
+        self.violations: list[str] = []
         self.lock = threading.Lock()
 
     # --- scripting from tests ---------------------------------------------------------------
@@ -218,22 +159,41 @@ class FakeAirbyte:
         with self.lock:
             self.tokens.clear()
 
+    def take_violations(self) -> list[str]:
+        """The contract violations so far, forgotten: for tests that provoke one on purpose."""
+        with self.lock:
+            taken, self.violations = self.violations, []
+        return taken
+
     # --- HTTP -------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record_and_fault])
-        app.router.add_post(f"{self.prefix}/applications/token", self._token)
-        app.router.add_get(f"{self.prefix}/jobs/{{job_id}}", self._get_job)
-        app.router.add_delete(f"{self.prefix}/jobs/{{job_id}}", self._cancel_job)
-        app.router.add_post(f"{self.prefix}/jobs", self._start_job)
-        app.router.add_get(f"{self.prefix}/jobs", self._list_jobs)
+        p = self.prefix
+        self._contract: dict[tuple[str, str], tuple[contract.Check | None, contract.Check | None]] = {
+            ("POST", f"{p}/applications/token"): (contract.token_request, contract.token_response),
+            ("GET", f"{p}/jobs/{{job_id}}"): (None, contract.job_response),
+            ("DELETE", f"{p}/jobs/{{job_id}}"): (None, contract.job_response),
+            ("POST", f"{p}/jobs"): (contract.job_create_request, contract.job_response),
+            ("GET", f"{p}/jobs"): (None, contract.jobs_response),
+            ("POST", "/api/v1/jobs/get"): (contract.job_id_request, contract.job_info_read),
+            ("POST", "/api/v1/jobs/cancel"): (contract.job_id_request, contract.job_info_read),
+            ("POST", "/api/v1/connections/sync"): (contract.connection_id_request, contract.job_info_read),
+            ("POST", "/api/v1/connections/reset"): (contract.connection_id_request, contract.job_info_read),
+            ("POST", "/api/v1/jobs/list"): (contract.job_list_request, contract.job_read_list),
+        }
+        app.router.add_post(f"{p}/applications/token", self._token)
+        app.router.add_get(f"{p}/jobs/{{job_id}}", self._get_job)
+        app.router.add_delete(f"{p}/jobs/{{job_id}}", self._cancel_job)
+        app.router.add_post(f"{p}/jobs", self._start_job)
+        app.router.add_get(f"{p}/jobs", self._list_jobs)
         # The legacy config API, always at /api/v1 (POST + JSON).
         app.router.add_post("/api/v1/jobs/get", self._config_get_job)
         app.router.add_post("/api/v1/jobs/cancel", self._config_cancel_job)
         app.router.add_post("/api/v1/connections/sync", self._config_sync)
         app.router.add_post("/api/v1/connections/reset", self._config_sync)
         app.router.add_post("/api/v1/jobs/list", self._config_list_jobs)
-        app.router.add_get(f"{self.prefix}/health", self._health)
+        app.router.add_get(f"{p}/health", self._health)
         app.router.add_get("/_fake/stats", self._stats)
         return app
 
@@ -241,21 +201,73 @@ class FakeAirbyte:
     async def _record_and_fault(self, request: web.Request, handler: Any) -> web.StreamResponse:
         with self.lock:
             self.requests.append(
-                Recorded(request.method, request.path, request.headers.get("Authorization"),
-                         time.monotonic(), request.headers.get("User-Agent", ""))
-            )  # fmt: skip
+                Recorded(
+                    request.method,
+                    request.path,
+                    request.headers.get("Authorization"),
+                    time.monotonic(),
+                    request.headers.get("User-Agent", ""),
+                )
+            )
             fault = next(
-                (f for f in self.faults
-                 if f.path_contains in request.path and f.method in ("", request.method)),
+                (
+                    f
+                    for f in self.faults
+                    if f.path_contains in request.path and f.method in ("", request.method)
+                ),
                 None,
-            )  # fmt: skip
+            )
             if fault is not None:
                 fault.count -= 1
                 if fault.count <= 0:
                     self.faults.remove(fault)
-        if fault is not None:
+        checks = self._contract.get(
+            (
+                request.method,
+                request.match_info.route.resource.canonical if request.match_info.route.resource else "",
+            )
+        )
+        if checks is not None:
+            self._check(request, "request", checks[0], await self._request_body(request))
+            if request.method == "GET" and request.path.endswith("/jobs"):
+                self._check(request, "request", contract.list_jobs_query, request.query)
+            if "{job_id}" in (request.match_info.route.resource.canonical or ""):  # type: ignore[union-attr]
+                raw = request.match_info["job_id"]
+                if not (raw.isdigit() and int(raw) < 2**63):
+                    self._check(request, "request", lambda _: [f"jobId {raw!r} is not an int64"], None)
+        if fault is not None and not fault.passthrough:
             return await self._faulty(request, fault, handler)
-        return await handler(request)
+        answer = await (self._faulty(request, fault, handler) if fault is not None else handler(request))
+        if checks is not None and isinstance(answer, web.Response):
+            self._check_answer(request, answer, checks[1])
+        return answer
+
+    async def _request_body(self, request: web.Request) -> Any:
+        raw = await request.read()  # aiohttp keeps it for the handler
+        if request.content_type == "application/x-www-form-urlencoded":
+            return dict(await request.post())
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return raw.decode(errors="replace")
+
+    def _check(self, request: web.Request, what: str, check: contract.Check | None, body: Any) -> None:
+        found = check(body) if check is not None else []
+        if found:
+            with self.lock:
+                self.violations += [f"{request.method} {request.path} {what}: {v}" for v in found]
+
+    def _check_answer(self, request: web.Request, answer: web.Response, check: contract.Check | None) -> None:
+        try:
+            body = json.loads(answer.body) if isinstance(answer.body, bytes) else None
+        except ValueError:
+            body = None
+        if answer.status < 300:
+            self._check(request, "answer", check, body)
+        else:
+            self._check(
+                request, "answer", lambda b: contract.error_body(answer.status, answer.content_type, b), body
+            )
 
     async def _faulty(self, request: web.Request, fault: Fault, handler: Any) -> web.StreamResponse:
         if fault.passthrough:
@@ -281,168 +293,192 @@ class FakeAirbyte:
             status=fault.status,
             text=fault.body or "",
             headers=fault.headers,
-            content_type="application/json",
+            content_type=fault.content_type,
         )
 
-    async def _cancel_job(self, request: web.Request) -> web.Response:
-        """DELETE /jobs/{id}: cancel a job still running; 409 for one that has finished."""
-        if not self._authorized(request.headers.get("Authorization")):
-            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
-        with self.lock:
-            job = self.jobs.get(int(request.match_info["job_id"]))
-            if job is None:
-                return problem(404, "resource-not-found", "The requested resource could not be found.")
-            status = job.current()
-            if status in FINAL:
-                return problem(
-                    409, "state-conflict", "State conflict", {"message": "Job is not currently running"}
-                )
-            job.steps, job._index = [Step("cancelled")], 0
-            job.cancelled_by_request = True
-        return web.json_response(job.as_response("cancelled"))
+    # --- the public API ---------------------------------------------------------------------
 
-    async def _start_job(self, request: web.Request) -> web.Response:
-        """POST /jobs: start a job on a connection; 409 try-again-later if one runs already."""
+    def _current_job(self, connection_id: str) -> FakeJob | None:
+        """The job the connection runs now: the newest that is not final (one at a time)."""
+        running = [
+            j for j in self.jobs.values() if j.connection_id == connection_id and j.peek() not in FINAL
+        ]
+        return max(running, key=lambda j: (j.created, j.job_id), default=None)
+
+    def _cancel_current(self, job: FakeJob) -> bool:
+        """Cancel what the job's connection runs now, whatever job was named
+        (SchedulerHandler.submitCancellationToWorker); False when nothing runs."""
+        current = self._current_job(job.connection_id)
+        if current is None:
+            return False
+        current.cancel()
+        return True
+
+    async def _cancel_job(self, request: web.Request) -> web.Response:
+        """DELETE /jobs/{id}: cancel the connection's current job, answer with the job named."""
         if not self._authorized(request.headers.get("Authorization")):
-            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
-        body = await request.json()
-        connection = str(body.get("connectionId", ""))
+            return problem(401, *UNAUTHORIZED)
+        raw = request.match_info["job_id"]
+        if not raw.isdigit():
+            return bad_request(f"jobId {raw!r} is not an integer")
+        with self.lock:
+            job = self.jobs.get(int(raw))
+            if job is None:
+                return problem(
+                    404,
+                    "resource-not-found",
+                    "The requested resource could not be found.",
+                    {"resourceType": "job", "resourceId": raw},
+                )
+            if not self._cancel_current(job):
+                return problem(409, "state-conflict", "State conflict", NOT_RUNNING)
+            return json_answer(job.as_response(job.peek()))
+
+    def _start(self, connection: str, job_type: str) -> FakeJob | web.Response:
+        """A new job on the connection; 404 for an unknown connection, 409 while one runs."""
         with self.lock:
             if connection not in self.connection_scripts:
-                return problem(404, "resource-not-found", "The requested resource could not be found.",
-                               {"resourceType": "connection", "resourceId": connection})  # fmt: skip
-            for job in self.jobs.values():
-                if job.connection_id == connection and job.peek() not in FINAL:
-                    return problem(409, "try-again-later", "Please try again later.",
-                                   {"message": f"A sync is already running for: {connection}"})  # fmt: skip
+                return problem(
+                    404,
+                    "resource-not-found",
+                    "The requested resource could not be found.",
+                    {"resourceType": "connection", "resourceId": connection},
+                )
+            if self._current_job(connection) is not None:
+                return problem(
+                    409,
+                    "try-again-later",
+                    "Please try again later.",
+                    {"message": f"A sync is already running for: {connection}"},
+                )
             self._next_job_id += 1
-            job = FakeJob(self._next_job_id, list(self.connection_scripts[connection]),
-                          connection_id=connection, job_type=str(body.get("jobType", "sync")))  # fmt: skip
+            job = FakeJob(
+                self._next_job_id,
+                list(self.connection_scripts[connection]),
+                connection_id=connection,
+                job_type=job_type,
+            )
             self.jobs[job.job_id] = job
-        return web.json_response(job.as_response("pending"))
+        return job
+
+    async def _start_job(self, request: web.Request) -> web.Response:
+        """POST /jobs: sync, or a reset for reset and clear (both read back as `reset`); the
+        server refuses refresh, and an unknown or missing jobType fails its JSON binding."""
+        if not self._authorized(request.headers.get("Authorization")):
+            return problem(401, *UNAUTHORIZED)
+        try:
+            body = await request.json()
+        except ValueError:
+            return error_id(422)
+        if not isinstance(body, dict) or not isinstance(body.get("connectionId"), str):
+            return error_id(422)
+        job_type = body.get("jobType")
+        if job_type not in contract.JOB_TYPES:
+            return error_id(422)
+        if job_type == "refresh":
+            return problem(
+                422,
+                "unprocessable-entity",
+                "The body of the request was not understood",
+                {"message": "Refreshes are not supported in the public API"},
+            )
+        started = self._start(body["connectionId"], "sync" if job_type == "sync" else "reset")
+        return started if isinstance(started, web.Response) else json_answer(started.as_response("pending"))
 
     async def _list_jobs(self, request: web.Request) -> web.Response:
-        """GET /jobs?connectionId=&createdAtStart=&orderBy=createdAt|DESC&limit=."""
+        """GET /jobs: filters, order (createdAt ascending unless asked), offset paging and the
+        next/previous links as JobsResponseMapper and PaginationMapper build them."""
         if not self._authorized(request.headers.get("Authorization")):
-            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
-        query = request.query
-        since = query.get("createdAtStart")
-        start = datetime.datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp() if since else 0.0
-        with self.lock:
-            found = [
-                j
-                for j in self.jobs.values()
-                if j.connection_id == query.get("connectionId", j.connection_id) and j.created >= start
-            ]
-            found.sort(
-                key=lambda j: j.created, reverse=query.get("orderBy", "createdAt|DESC").endswith("DESC")
-            )
-            data = [j.as_response(j.peek()) for j in found[: int(query.get("limit", "20"))]]
-        return web.json_response({"data": data, "next": None, "previous": None})  # fmt: skip
-
-    async def _config_sync(self, request: web.Request) -> web.Response:
-        """POST /api/v1/connections/sync or /reset: the public POST /jobs, as a JobInfoRead."""
-        answer = await self._start_job(request)
-        if answer.status != 200:
-            detail = json.loads(answer.text or "{}").get("data", {}).get("message", "conflict")
-            return web.json_response({"message": detail, "exceptionClassName": "ValueConflictKnownException"},
-                                     status=answer.status)  # fmt: skip
-        job = self.jobs[json.loads(answer.text or "{}")["jobId"]]
-        if request.path.endswith("/reset"):
-            job.job_type = "reset_connection"
-        return web.json_response(job.as_config_response("pending"))
-
-    async def _config_list_jobs(self, request: web.Request) -> web.Response:
-        if not self._authorized(request.headers.get("Authorization")):
-            return web.json_response({"message": "Unauthorized"}, status=401)
-        body = await request.json()
-        with self.lock:
-            found = sorted((j for j in self.jobs.values() if j.connection_id == body.get("configId")),
-                           key=lambda j: j.created, reverse=True)  # fmt: skip
-            items = [{"job": j.as_config_response(j.peek())["job"], "attempts": []} for j in found]
-        return web.json_response({"jobs": items, "totalJobCount": len(items)})
-
-    async def _config_job(self, request: web.Request) -> tuple[FakeJob | None, web.Response | None]:
-        if not self._authorized(request.headers.get("Authorization")):
-            return None, web.json_response({"message": "Unauthorized"}, status=401)
+            return problem(401, *UNAUTHORIZED)
+        q = request.query
         try:
-            job_id = int((await request.json())["id"])
-        except (ValueError, KeyError, TypeError):
-            return None, web.json_response(
-                {
-                    "message": "Invalid input",
-                    "exceptionClassName": "InvalidInputException",
-                    "validationErrors": [{"propertyPath": "id", "message": "must be an integer"}],
-                },
-                status=422,
-            )
-        job = self.jobs.get(job_id)
-        if job is None:
-            return None, web.json_response(
-                {
-                    "id": str(job_id),
-                    "message": f"Could not find job with id: {job_id}",
-                    "exceptionClassName": "io.airbyte.commons.server.errors.NotFoundKnownException",
-                },
-                status=404,
-            )
-        return job, None  # fmt: skip
-
-    async def _config_get_job(self, request: web.Request) -> web.Response:
-        job, error = await self._config_job(request)
-        if error is not None or job is None:
-            return error or web.Response(status=500)
-        with self.lock:
-            status = job.current()
-        return web.json_response(job.as_config_response(status))
-
-    async def _config_cancel_job(self, request: web.Request) -> web.Response:
-        job, error = await self._config_job(request)
-        if error is not None or job is None:
-            return error or web.Response(status=500)
-        with self.lock:
-            status = job.current()
-            if status in FINAL:
-                return web.json_response(
-                    {"message": "Job is not currently running",
-                     "exceptionClassName": "io.airbyte.commons.server.errors.ValueConflictKnownException"},
-                    status=409)  # fmt: skip
-            job.steps, job._index = [Step("cancelled")], 0
-            job.cancelled_by_request = True
-        return web.json_response(job.as_config_response("cancelled"))
-
-    async def _stats(self, request: web.Request) -> web.Response:
-        """Per-job poll counts and times, for the benchmark (which runs this in its own process)."""
-        with self.lock:
-            jobs = {
-                str(j.job_id): {"gets": j.gets, "firstGet": j.first_get, "finalSeen": j.final_at}
-                for j in self.jobs.values()
+            limit, offset = int(q.get("limit", "20")), int(q.get("offset", "0"))
+            dates = {
+                k: epoch(q[k])
+                for k in ("createdAtStart", "createdAtEnd", "updatedAtStart", "updatedAtEnd")
+                if k in q
             }
-            total = len(self.requests)
-        return web.json_response({"requests": total, "jobs": jobs})
+        except ValueError:
+            return bad_request("a query parameter could not be converted")  # Micronaut's conversion error
+        if not (1 <= limit <= 100 and offset >= 0):
+            return error_id(400)  # a bean-validation violation (InvalidInputExceptionHandler)
+        job_type, status = q.get("jobType"), q.get("status")
+        if (job_type is not None and job_type not in contract.JOB_TYPES) or (
+            status is not None and status not in contract.JOB_STATUSES
+        ):
+            return bad_request("a query parameter could not be converted")
+        order = re.search(r"([a-zA-Z0-9]+)\|(ASC|DESC)", q.get("orderBy", "createdAt|ASC"))
+        if order is None or order.group(1) not in ("createdAt", "updatedAt"):
+            return bad_request(f"Invalid order by clause provided: {q.get('orderBy')}")
+        query = JobQuery(
+            connection_id=q.get("connectionId"),
+            config_types=frozenset({CONFIG_TYPE[job_type]}) if job_type else None,
+            statuses=frozenset({status}) if status else None,
+            created_start=dates.get("createdAtStart"),
+            created_end=dates.get("createdAtEnd"),
+            updated_start=dates.get("updatedAtStart"),
+            updated_end=dates.get("updatedAtEnd"),
+            order_field=order.group(1),
+            descending=order.group(2) == "DESC",
+            limit=limit,
+            offset=offset,
+        )
+        with self.lock:
+            page, _ = query.run(self.jobs.values())
+            data = [job.as_response(status) for job, status in page]
+        # The links keep only jobType and connectionId of the query (the other filters are lost),
+        # then limit and offset; "" where there is no page.
+        base = f"{request.scheme}://{request.host}{self.prefix.removesuffix('/v1')}/v1/jobs"
+        keep = {k: q[k] for k in ("jobType", "connectionId") if k in q}
+        link = lambda at: f"{base}?{urlencode({**keep, 'limit': limit, 'offset': at})}"  # noqa: E731
+        return json_answer(
+            {
+                "data": data,
+                "next": link(offset + limit) if data else "",
+                "previous": link(max(offset - limit, 0)) if offset != 0 else "",
+            }
+        )
 
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(text="Successful operation")
+    async def _get_job(self, request: web.Request) -> web.Response:
+        if not self._authorized(request.headers.get("Authorization")):
+            return problem(401, *UNAUTHORIZED)
+        raw = request.match_info["job_id"]
+        if not raw.isdigit():
+            return bad_request(f"jobId {raw!r} is not an integer")
+        with self.lock:
+            job = self.jobs.get(int(raw))
+            status = job.current() if job else None
+        if job is None or status is None:
+            return problem(
+                404,
+                "resource-not-found",
+                "The requested resource could not be found.",
+                {"resourceType": "job", "resourceId": raw},
+            )
+        return json_answer(job.as_response(status))
 
     async def _token(self, request: web.Request) -> web.Response:
         if request.content_type == "application/x-www-form-urlencoded":
-            body: dict[str, Any] = dict(await request.post())
+            body: Any = dict(await request.post())
         else:
             try:
                 body = await request.json()
             except ValueError:
-                return problem(400, "bad-request", "The request could not be understood by the server.")
-        if self.client_id is None or (body.get("client_id"), body.get("client_secret")) != (
-            self.client_id,
-            self.client_secret,
+                return error_id(422)  # InvalidJsonExceptionHandler
+        if (
+            not isinstance(body, dict)
+            or self.client_id is None
+            or (body.get("client_id"), body.get("client_secret")) != (self.client_id, self.client_secret)
         ):
-            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
+            return problem(401, *UNAUTHORIZED)
         token = secrets.token_urlsafe(24)
+        lifetime = self.token_lifetime
         with self.lock:
-            self.tokens[token] = time.monotonic() + self.token_lifetime
-        return web.json_response(
-            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime}
-        )
+            self.tokens[token] = time.monotonic() + (lifetime if lifetime is not None else float("inf"))
+        answer: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
+        if lifetime is not None:
+            answer["expires_in"] = lifetime
+        return json_answer(answer)
 
     def _authorized(self, header: str | None) -> bool:
         if self.client_id is None and self.static_token is None and self.username is None:
@@ -461,31 +497,119 @@ class FakeAirbyte:
             return secrets.compare_digest(value, expected)
         return False
 
-    async def _get_job(self, request: web.Request) -> web.Response:
-        if not self._authorized(request.headers.get("Authorization")):
-            return problem(401, "invalid-api-key", "The API key in the Authorization header is invalid.")
-        raw = request.match_info["job_id"]
-        if not raw.isdigit():
-            return problem(
-                400,
-                "bad-request",
-                "The request could not be understood by the server.",
-                {"message": f"jobId {raw!r} is not an integer"},
-            )
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="Successful operation")
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """Per-job poll counts and times, for the benchmark (which runs this in its own process)."""
         with self.lock:
-            job = self.jobs.get(int(raw))
-            status = job.current() if job else None
-        if job is None or status is None:
-            return problem(
-                404,
-                "resource-not-found",
-                "The requested resource could not be found.",
-                {"resourceType": "job", "resourceId": raw},
+            jobs = {
+                str(j.job_id): {"gets": j.gets, "firstGet": j.first_get, "finalSeen": j.final_at}
+                for j in self.jobs.values()
+            }
+            total = len(self.requests)
+        return json_answer({"requests": total, "jobs": jobs})
+
+    # --- the config API ---------------------------------------------------------------------
+
+    @staticmethod
+    def _known_exception(status: int, message: str, exception: str) -> web.Response:
+        return json_answer({"message": message, "exceptionClassName": exception}, status=status)
+
+    async def _config_sync(self, request: web.Request) -> web.Response:
+        """POST /api/v1/connections/sync or /reset: a new job, as a JobInfoRead."""
+        if not self._authorized(request.headers.get("Authorization")):
+            return json_answer({"message": "Unauthorized"}, status=401)
+        body = await request.json()
+        reset = request.path.endswith("/reset")
+        started = self._start(str(body.get("connectionId", "")), "reset" if reset else "sync")
+        if isinstance(started, web.Response):
+            data = json.loads(started.text or "{}").get("data", {})
+            return self._known_exception(
+                started.status,
+                data.get("message") or "Could not find connection",
+                "io.airbyte.commons.server.errors.ValueConflictKnownException",
             )
-        return web.json_response(job.as_response(status))
+        return json_answer(started.as_config_response("pending"))
 
+    async def _config_list_jobs(self, request: web.Request) -> web.Response:
+        """POST /api/v1/jobs/list: configTypes required; pageSize 200 and newest first unless asked
+        (JobHistoryHandler.listJobsFor, JobServiceDataImpl)."""
+        if not self._authorized(request.headers.get("Authorization")):
+            return json_answer({"message": "Unauthorized"}, status=401)
+        body = await request.json()
+        types = body.get("configTypes") if isinstance(body, dict) else None
+        if not types:
+            return self._known_exception(
+                422, "configType cannot be null.", "java.lang.IllegalArgumentException"
+            )
+        paging = body.get("pagination") or {}
+        method = body.get("orderByMethod")
+        query = JobQuery(
+            connection_id=body.get("configId"),
+            config_types=frozenset(types),
+            statuses=frozenset(body["statuses"]) if body.get("statuses") else None,
+            created_start=epoch(body["createdAtStart"]) if body.get("createdAtStart") else None,
+            created_end=epoch(body["createdAtEnd"]) if body.get("createdAtEnd") else None,
+            updated_start=epoch(body["updatedAtStart"]) if body.get("updatedAtStart") else None,
+            updated_end=epoch(body["updatedAtEnd"]) if body.get("updatedAtEnd") else None,
+            order_field=(body.get("orderByField") or "createdAt") if method else "createdAt",
+            descending=method != "ASC",
+            limit=paging.get("pageSize") or 200,
+            offset=paging.get("rowOffset") or 0,
+        )
+        with self.lock:
+            page, total = query.run(self.jobs.values())
+            items = [{"job": job.as_config_response(status)["job"], "attempts": []} for job, status in page]
+        return json_answer({"jobs": items, "totalJobCount": total})
 
-FINAL = ("succeeded", "failed", "cancelled")
+    async def _config_job(self, request: web.Request) -> tuple[FakeJob | None, web.Response | None]:
+        if not self._authorized(request.headers.get("Authorization")):
+            return None, json_answer({"message": "Unauthorized"}, status=401)
+        try:
+            job_id = int((await request.json())["id"])
+        except (ValueError, KeyError, TypeError):
+            return None, json_answer(
+                {
+                    "message": "Invalid input",
+                    "exceptionClassName": "InvalidInputException",
+                    "validationErrors": [{"propertyPath": "id", "message": "must be an integer"}],
+                },
+                status=422,
+            )
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None, json_answer(
+                {
+                    "id": str(job_id),
+                    "message": f"Could not find job with id: {job_id}",
+                    "exceptionClassName": "io.airbyte.commons.server.errors.NotFoundKnownException",
+                },
+                status=404,
+            )
+        return job, None
+
+    async def _config_get_job(self, request: web.Request) -> web.Response:
+        job, error = await self._config_job(request)
+        if error is not None or job is None:
+            return error or web.Response(status=500)
+        with self.lock:
+            status = job.current()
+        return json_answer(job.as_config_response(status))
+
+    async def _config_cancel_job(self, request: web.Request) -> web.Response:
+        """POST /api/v1/jobs/cancel: connection-scoped, like the public DELETE."""
+        job, error = await self._config_job(request)
+        if error is not None or job is None:
+            return error or web.Response(status=500)
+        with self.lock:
+            if not self._cancel_current(job):
+                return self._known_exception(
+                    409,
+                    NOT_RUNNING["message"],
+                    "io.airbyte.commons.server.errors.ValueConflictKnownException",
+                )
+            return json_answer(job.as_config_response(job.peek()))
 
 
 class BackgroundServer:
@@ -534,6 +658,12 @@ class RunningFake(BackgroundServer):
     def url(self) -> str:
         return f"{self.base}{self.fake.prefix}"
 
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        violations = self.fake.take_violations()
+        if violations and exc[0] is None:
+            raise AssertionError("Airbyte contract violated:\n  " + "\n  ".join(violations))
+
 
 DEMO_JOBS: dict[int, list[Step]] = {
     # Referenced by deploy/examples/: each ends in a different way.
@@ -564,8 +694,16 @@ def main() -> None:
     if args.demo:
         for job_id, steps in DEMO_JOBS.items():
             fake.add_job(job_id, steps, rows=1000 * job_id, bytes_=65536 * job_id)
+    app = fake.app()
+
+    async def report_violations(_: web.Application) -> None:
+        # Run alone (bench, demo) no test fails for the fake: say it where the output goes.
+        for violation in fake.take_violations():
+            print(f"Airbyte contract violated: {violation}", file=sys.stderr, flush=True)
+
+    app.on_shutdown.append(report_violations)
     web.run_app(
-        fake.app(),
+        app,
         host="127.0.0.1",
         port=args.port,
         access_log=None,

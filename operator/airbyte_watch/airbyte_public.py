@@ -1,0 +1,93 @@
+"""Airbyte's public API (`/v1` on Cloud, `/api/public/v1` self-managed): JobResponse in, Job out.
+
+Read beside the contract: GET /jobs/{jobId}, DELETE /jobs/{jobId}, POST /jobs
+{connectionId, jobType}, GET /jobs?connectionId&createdAtStart&orderBy&limit; see
+tests/support/AIRBYTE.md for what the server does with each.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from . import airbyte_types as at
+from .airbyte_transport import AirbyteApi, job_id_of, malformed
+
+LIST_LIMIT = 100  # the largest page the server serves
+
+
+class PublicApiClient(AirbyteApi):
+    async def get_job(self, job_id: int) -> at.Job | at.Problem:
+        answer = await self._call("GET", f"/jobs/{job_id}", job_read=True)
+        return answer if isinstance(answer, at.Problem) else _parse_job(answer)
+
+    async def cancel_job(self, job_id: int) -> str | at.Problem:
+        """DELETE /jobs/{id}. The server cancels whatever the job's connection runs now, so
+        callers read the job first and cancel only a job they saw still running."""
+        answer = await self._call("DELETE", f"/jobs/{job_id}", job_read=False, writes=True)
+        if isinstance(answer, at.Problem):
+            return "finished" if answer.kind == at.CONFLICT else answer
+        return "cancelled"
+
+    async def trigger_job(self, connection_id: str, job_type: str) -> at.Job | at.Problem:
+        """POST /jobs; a 409 means the connection runs a job already."""
+        body = {"connectionId": connection_id, "jobType": job_type}
+        answer = await self._call("POST", "/jobs", job_read=False, body=body, writes=True)
+        return answer if isinstance(answer, at.Problem) else _parse_job(answer)
+
+    async def list_jobs(self, connection_id: str, since: str | None = None) -> list[at.Job] | at.Problem:
+        query = {"connectionId": connection_id, "orderBy": "createdAt|DESC", "limit": str(LIST_LIMIT)}
+        if since:
+            query["createdAtStart"] = since
+        answer = await self._call("GET", f"/jobs?{urlencode(query)}", job_read=False)
+        if isinstance(answer, at.Problem):
+            return answer
+        try:
+            data = json.loads(answer).get("data")
+        except (ValueError, AttributeError):
+            return malformed("the job list with a body that is not a JSON object")
+        if not isinstance(data, list):
+            return malformed("the job list without a `data` list")
+        jobs: list[at.Job] = []
+        for item in data:
+            job = _job_from(item)
+            if isinstance(job, at.Problem):
+                return job  # one unreadable entry spoils the list: adoption must not miss a job
+            jobs.append(job)
+        return sorted(jobs, key=lambda j: -j.job_id)
+
+
+def _parse_job(text: str) -> at.Job | at.Problem:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return malformed("200 with a body that is not JSON")
+    return _job_from(body)
+
+
+def _job_from(body: Any) -> at.Job | at.Problem:
+    """A JobResponse: jobId and status are required; a 200 without them is malformed."""
+    if not isinstance(body, dict):
+        return malformed("200 with a body that is not a JSON object")
+    job_id = job_id_of(body.get("jobId"))
+    if job_id is None:
+        return malformed("200 without a usable integer jobId")
+    if not isinstance(body.get("status"), str):
+        return malformed(f"200 without a status for job {job_id}")
+    return at.Job(
+        job_id=job_id,
+        status=body["status"],
+        job_type=at.normalize_job_type(body.get("jobType")),
+        connection_id=_opt_str(body.get("connectionId")),
+        rows_synced=_opt_int(body.get("rowsSynced")),
+        bytes_synced=_opt_int(body.get("bytesSynced")),
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
