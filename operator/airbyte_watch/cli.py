@@ -104,6 +104,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "host (repeatable; default: any). A watch whose Secret names another URL is Stalled.",
     )
     run.add_argument(
+        "--poll-mode",
+        choices=("list", "get"),
+        default="list",
+        help="list: one GET /jobs per server and interval tells every watch of that server whether "
+        "its job moved; get: one GET /jobs/{id} per watch and interval (default: %(default)s)",
+    )
+    run.add_argument(
         "--resync-period",
         type=float,
         default=600.0,
