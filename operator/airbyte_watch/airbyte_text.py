@@ -11,21 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from .text import REDACTED, bound, redact
+
+__all__ = ["DETAIL_LIMIT", "REDACTED", "bounded", "describe_body", "redact"]
+
 DETAIL_LIMIT = 300  # characters of Airbyte's own words kept in one message
-REDACTED = "[redacted]"
-_MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every known credential value replaced, longest first (a token may contain
-    a shorter secret)."""
-    for value in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return text
 
 
 def bounded(text: str, limit: int = DETAIL_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return bound(text, limit)
 
 
 def describe_body(text: str, content_type: str, secrets: Iterable[str | None]) -> str:

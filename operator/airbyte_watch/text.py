@@ -19,12 +19,14 @@ def bound(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """`text`, cut to at most `limit` characters with a marker saying how much was cut."""
     if len(text) <= limit:
         return text
-    marker = f"... ({len(text) - limit} more characters)"
-    keep = max(0, limit - len(marker))
-    return (text[:keep] + marker)[:limit]
+    keep = limit
+    for _ in range(2):  # the marker's length depends on the count it names
+        marker = f"... ({len(text) - keep} more characters)"
+        keep = max(0, limit - len(marker))
+    return (text[:keep] + f"... ({len(text) - keep} more characters)")[:limit]
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
+def redact(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every occurrence of each secret value replaced; longest first, so that a
     value containing another is removed whole."""
     for value in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True):

@@ -22,7 +22,8 @@ def test_redact_leaves_short_values_alone_so_words_survive() -> None:
 def test_bounded_cuts_long_text_and_marks_the_cut() -> None:
     assert bounded("short") == "short"
     cut = bounded("x" * 1000)
-    assert len(cut) == DETAIL_LIMIT and cut.endswith("…")
+    kept = cut.index("...")
+    assert len(cut) == DETAIL_LIMIT and cut.endswith(f"({1000 - kept} more characters)")
 
 
 def test_describe_body_keeps_problem_fields_only() -> None:
