@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Airbyte's seven job statuses (public and config API alike), by what a watch does with them.
 WAITING = frozenset({"pending", "queued", "running", "incomplete"})
@@ -30,6 +30,9 @@ class Job:
     bytes_synced: int | None = None
     attempts: int | None = None  # the config API tells; the public API does not
     failure: str | None = None  # the last attempt's first failure, when the config API tells
+    # When Airbyte last changed the job (epoch seconds, its clock), when the answer tells.
+    # Not part of equality: a job is "the same" while what a watch reports of it is.
+    updated: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

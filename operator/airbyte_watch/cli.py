@@ -166,6 +166,7 @@ async def run(args: argparse.Namespace) -> None:
             delete_cancel_timeout=args.delete_cancel_timeout,
             namespaces=list(namespaces),
             resync_period=args.resync_period,
+            poll_mode=args.poll_mode,
         ),
         metrics=metrics,
     )
@@ -210,6 +211,7 @@ async def run(args: argparse.Namespace) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await watches.feeds.close()
         await clients.close()
         await kube.close()
         if endpoints is not None:

@@ -59,6 +59,18 @@ class Metrics:
             ["server"],
             registry=r,
         )
+        self.job_list_pages = Counter(
+            "airbyte_watch_job_list_pages_total",
+            "Pages of GET /jobs read by list-mode polling, by server and outcome (ok or problem kind).",
+            ["server", "outcome"],
+            registry=r,
+        )
+        self.list_fallback = Gauge(
+            "airbyte_watch_list_fallback",
+            "1 when a server's credentials may not list jobs and its jobs are read one by one.",
+            ["server"],
+            registry=r,
+        )
         self._phases: dict[Hashable, str] = {}
         for phase in PHASES:
             self.watches.labels(phase).set(0)

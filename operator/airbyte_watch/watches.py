@@ -30,6 +30,7 @@ from .connections import Connections
 from .decision import Decision, decide, is_final, wants_cancel
 from .deletion import Deletion
 from .durations import parse_duration
+from .job_feed import Feeds
 from .job_source import JobSource
 from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
@@ -57,6 +58,7 @@ class Options:
     namespaces: list[str] = field(default_factory=list)  # watched namespaces or globs; [] = all
     resync_period: float = 600.0  # a full list this often catches deletes that no event told
     relist_settle: float = 5.0  # after kopf re-lists (410 Gone), resync once it has been quiet
+    poll_mode: str = "list"  # list: one GET /jobs walk per server tells every watch; get: per job
 
 
 class Watches:
@@ -86,6 +88,12 @@ class Watches:
         self.deletion = Deletion(kube, connections, clients, clock, monotonic, sleep,
                                  options.default_server_secret, options.delete_cancel_timeout,
                                  connections.secret_values)  # fmt: skip
+        self.feeds = Feeds(
+            monotonic,
+            self._moved,
+            on_fallback=lambda host: self.metrics.list_fallback.labels(host).set(1),
+            on_page=lambda host, outcome: self.metrics.job_list_pages.labels(host, outcome).inc(),
+        )
         self.listed = False  # the first full list is in: later unnamed events mean a re-list
         self._resync_at = monotonic() + options.resync_period
 
@@ -124,7 +132,14 @@ class Watches:
         if self.table.get(watch.key) is None:  # not replaced by a new watch of the same name
             self.metrics.set_phase(watch.key, None)
             self.scheduler.unschedule(watch.key)
+            self.feeds.unwatch(watch.key)
         self.deletion.forget(watch.uid)
+
+    def _moved(self, keys: Any) -> None:
+        """A list walk saw these watches' jobs move (or their server go down or come back)."""
+        for key in keys:
+            if key in self.table.known:
+                self.scheduler.schedule(key, 0.0)
 
     def _plan_first_step(self, watch: Watch) -> None:
         if is_final(watch.status) and not watch.stale:
@@ -150,6 +165,7 @@ class Watches:
                 log.warning("Resync of the watches failed (%s); retrying in 30s", exc)
                 self._resync_at = self.monotonic() + 30.0
         self.connections.prune()
+        await self.feeds.prune()
         self.clients.close_unused({w.server_key for w in self.known.values() if w.server_key})
 
     async def resync(self) -> None:
@@ -189,7 +205,7 @@ class Watches:
         decided = await self._decide(watch)
         if decided is None:
             return  # deleted while it ran
-        decision, spec = decided
+        decision, spec, served = decided
         written = await self.writer.write(watch, decision.status, decision.events)
         if written is Written.GONE:
             if self.table.get(key) is watch:
@@ -201,7 +217,12 @@ class Watches:
         watch.failures = decision.failures
         if isinstance(spec, WatchSpec):
             await self.deletion.keep_finalizer_in_step(watch, spec)
-        self._plan_next(watch, decision.next_poll_in)
+        delay = decision.next_poll_in
+        if is_final(watch.status):
+            self.feeds.unwatch(key)
+        elif served and delay is not None and decision.failures == 0:
+            delay = self._quiet_until(watch, delay)
+        self._plan_next(watch, delay)
 
     poll = step  # the name the tests and the benchmark know
 
@@ -215,7 +236,19 @@ class Watches:
         else:
             self.scheduler.unschedule(watch.key)
 
-    async def _decide(self, watch: Watch) -> tuple[Decision, WatchSpec | InvalidSpec] | None:
+    def _quiet_until(self, watch: Watch, delay: float) -> float:
+        """A watch served by the list walks needs no step until its job moves (the walk says
+        so), its deadline, or its safety re-read: whichever comes first."""
+        try:
+            deadline = datetime.datetime.fromisoformat(str(watch.status["deadline"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            return delay
+        until_deadline = (deadline - self.clock()).total_seconds()
+        reread = self.feeds.next_reread(watch.key)
+        until_reread = reread - self.monotonic() if reread is not None else delay
+        return max(delay, min(until_deadline, until_reread))
+
+    async def _decide(self, watch: Watch) -> tuple[Decision, WatchSpec | InvalidSpec, bool] | None:
         """Gather what the decision needs (spec, job id, Airbyte's answer, a cancel at the
         deadline) and make the one decision of this step."""
         generation = watch.generation
@@ -224,7 +257,7 @@ class Watches:
         except InvalidSpec as exc:
             spec = exc
         if is_final(watch.status) or isinstance(spec, InvalidSpec):
-            return decide(spec, watch.status, watch.failures, None, self.clock(), generation), spec
+            return decide(spec, watch.status, watch.failures, None, self.clock(), generation), spec, False
         answer: at.Job | at.Problem | None = None
         if spec.job_id is None:
             found = await self.jobs.job_id(watch, spec)
@@ -233,10 +266,11 @@ class Watches:
             else:
                 spec = dataclasses.replace(spec, job_id=found)
         config: ServerConfig | at.Problem | None = None
+        served = False
         if answer is None:
             config = await self.connections.resolve(watch.namespace, spec.server_secret)
             if isinstance(config, ServerConfig):
-                answer = await self._read_job(watch, spec, config)
+                answer, served = await self._read_job(watch, spec, config)
             else:
                 answer = config
         assert answer is not None
@@ -253,17 +287,27 @@ class Watches:
             cancelled = self._clean(outcome, config).detail if isinstance(outcome, at.Problem) else outcome
         if watch.deleted:
             return None
-        return decide(spec, watch.status, watch.failures, answer, now, generation, cancelled), spec
+        return decide(spec, watch.status, watch.failures, answer, now, generation, cancelled), spec, served
 
-    async def _read_job(self, watch: Watch, spec: WatchSpec, config: ServerConfig) -> at.Job | at.Problem:
+    async def _read_job(
+        self, watch: Watch, spec: WatchSpec, config: ServerConfig
+    ) -> tuple[at.Job | at.Problem, bool]:
+        """The job for this step, and whether the list walks served it (no request of its own)."""
         assert spec.job_id is not None
         watch.server, watch.server_key = config.host, config.key
         started = self.monotonic()
-        answer = await self.clients.get(config).get_job(spec.job_id)
-        self.metrics.observe_poll(config.host, answer, self.monotonic() - started)
-        if isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED:
+        client = self.clients.get(config)
+        if self.options.poll_mode == "list" and config.api == "public":
+            answer, served = await self.feeds.read(
+                config.key, client, config.host, spec.job_id, watch.key, spec.poll_interval
+            )  # type: ignore[arg-type]
+        else:
+            answer, served = await client.get_job(spec.job_id), False
+        if not served:
+            self.metrics.observe_poll(config.host, answer, self.monotonic() - started)
+        if isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED and not served:
             self.connections.forget(watch.namespace, spec.server_secret)
-        return answer
+        return answer, served
 
     def _clean(self, answer: Any, config: Any = None) -> Any:
         """Airbyte's words, bounded and without any credential value, before anything uses them.

@@ -68,7 +68,7 @@ def test_chaos(control_plane: ControlPlane, fake_airbyte: RunningFake, tmp_path:
         control_plane.kubectl("-n", ns, "apply", "-f", "-", input=listing, timeout=120)
         operator = OperatorProcess(
             control_plane, tmp_path / "operator.log",
-            ["--namespace", ns, "--request-timeout=2", "--startup-spread=1"],
+            ["--namespace", ns, "--request-timeout=2", "--startup-spread=1", "--poll-mode=list"],
         )  # fmt: skip
         operator.start()
         kills = 0

@@ -21,9 +21,17 @@ def airbyte_watch_command() -> list[str]:
 
 
 class OperatorProcess:
-    """`airbyte-watch run` as its own process, its output in a file."""
+    """`airbyte-watch run` as its own process, its output in a file.
+
+    Most tests script the fake's jobs by how often they are read ("running for 2 polls"), which
+    only per-job reads advance: those run `--poll-mode get` unless they pass a mode. List mode
+    (the default of the command) is tested where jobs move by time: tests/e2e/test_list_mode.py,
+    the chaos test and the demo.
+    """
 
     def __init__(self, plane: ControlPlane, log: Path, args: list[str]) -> None:
+        if not any(a.startswith("--poll-mode") for a in args):
+            args = [*args, "--poll-mode=get"]
         self.plane, self.log_path, self.args = plane, log, args
         self.proc: subprocess.Popen[bytes] | None = None
 

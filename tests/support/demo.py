@@ -42,7 +42,7 @@ def main() -> int:
         for path in watches:
             print(plane.kubectl("-n", NAMESPACE, "apply", "-f", str(path)).stdout.strip(), flush=True)
         log = Path(tempfile.mkdtemp(prefix="ajw-demo-")) / "operator.log"
-        operator = OperatorProcess(plane, log, ["--namespace", NAMESPACE])
+        operator = OperatorProcess(plane, log, ["--namespace", NAMESPACE, "--poll-mode=list"])
         operator.start()
         try:
             settled = show_until_settled(plane)

@@ -391,7 +391,7 @@ class Harness:
         self.real_io = pool is not None  # a real ClientPool: steps wait on real sockets
         self.pool = pool if pool is not None else MemoryPool(self.airbyte)
         self.allowed_urls = allowed_urls
-        self.options = {"startup_spread": 0.0, "patch_retry_delay": 5.0, **options}
+        self.options = {"startup_spread": 0.0, "patch_retry_delay": 5.0, "poll_mode": "get", **options}
         self.hold = False
         login = {"url": "https://airbyte.test/v1", "clientId": "id", "clientSecret": SECRET_VALUE}
         self.kube.put_data("secrets", NAMESPACE, "airbyte-default", login)

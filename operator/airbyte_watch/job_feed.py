@@ -1,0 +1,284 @@
+"""List-mode polling: one walk of `GET /jobs` per server and credentials per cadence tells every
+watch of that server whether its job moved, instead of one `GET /jobs/{id}` per watch.
+
+Airbyte's public API lists jobs by `updatedAt` (`updatedAtStart`, `orderBy=updatedAt|ASC`,
+`limit` 100), and a job's `updatedAt` moves with every status change (airbyte-platform's
+JobsController.listJobs and the job persistence behind it; tests/support/AIRBYTE.md). So:
+
+- The **watermark** is the newest `updatedAt` a walk has read: Airbyte's own clock, never ours.
+  The next walk starts `OVERLAP` seconds before it, since timestamps are whole seconds and a
+  row may commit a little after the time it carries.
+- A walk pages by **keyset**: the next page starts at the last row's `updatedAt` (rows read
+  twice are harmless), so a job that changes while the walk runs moves ahead of the cursor and
+  is read in the same walk; offset paging would shift unread rows past it instead. Only rows
+  with one identical timestamp filling a whole page advance by offset.
+- A watch's own `GET /jobs/{id}` is left for what a list cannot serve: a job seen for the first
+  time; a job the walks have not vouched for within its interval (a walk failed, or the cadence
+  is slower); a safety re-read of each job every `SAFETY_INTERVALS` of its intervals, spread at
+  random (at most 1% of watches per interval); and servers whose credentials may not list
+  (403: that server falls back to per-job reads, said once in a log line and a metric).
+- A GET that finds a change the walks did not report means Airbyte's clock went back (or a row
+  committed later than `OVERLAP`): the watermark moves back to before that change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import airbyte_types as at
+
+log = logging.getLogger(__name__)
+
+OVERLAP = 10.0  # seconds each walk reaches back before the watermark
+SAFETY_INTERVALS = 100  # a job gets its own GET at least once per this many of its intervals
+MIN_CADENCE = 1.0  # seconds between two walks of one server, at least
+MAX_PAGES = 1000  # per walk: a runaway walk stops and the next one goes on from its watermark
+SLACK = 2.0  # seconds a walk's news may be older than a watch's interval and still serve it
+LIST_PAGE = 100  # the page size the walks ask for (the server's largest)
+
+
+class JobLister(Protocol):
+    async def get_job(self, job_id: int) -> at.Job | at.Problem: ...
+
+    async def jobs_updated_since(self, start: float, offset: int = 0) -> list[at.Job] | at.Problem: ...
+
+
+@dataclass
+class Known:
+    job: at.Job
+    updated: float | None  # when Airbyte last changed it, by Airbyte's clock
+    read_at: float  # monotonic time of its own last GET
+    reread_at: float  # monotonic time of its next safety re-read, spread at random
+    interval: float  # the shortest pollInterval among its watches
+    watchers: set[Hashable] = field(default_factory=set)
+
+
+class Feed:
+    """One server + credentials: what its watched jobs last looked like, kept fresh by walks."""
+
+    def __init__(self, client: JobLister, host: str, monotonic: Callable[[], float],
+                 notify: Callable[[Iterable[Hashable]], None],
+                 on_fallback: Callable[[str], None] = lambda host: None,
+                 on_page: Callable[[str, str], None] = lambda host, outcome: None) -> None:  # fmt: skip
+        self.client = client
+        self.on_page = on_page
+        self.host = host
+        self.monotonic = monotonic
+        self.notify = notify
+        self.on_fallback = on_fallback
+        self.jobs: dict[int, Known] = {}
+        self.watermark: float | None = None  # Airbyte's clock
+        self.walked_at: float | None = None  # monotonic start of the last complete walk
+        self.problem: at.Problem | None = None  # why the last walk failed
+        self.fallback: str | None = None  # why this server is read per job
+        self.walks = 0
+        self.pages = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._failures = 0
+
+    # --- what a watch's step asks ---------------------------------------------------------------
+
+    async def read(self, job_id: int, watcher: Hashable, interval: float) -> tuple[at.Job | at.Problem, bool]:
+        """The job for one watch's step, and whether it was served from the walks (no request)."""
+        now = self.monotonic()
+        known = self.jobs.get(job_id)
+        if known is not None:
+            known.watchers.add(watcher)
+            known.interval = min(known.interval, interval)
+        if (
+            self.fallback is None
+            and known is not None
+            and now - known.read_at < SAFETY_INTERVALS * known.interval
+        ):
+            if self.problem is not None and self.walked_at is not None:
+                return self.problem, True  # the server is down for every watch: no herd of GETs
+            fresh = max(known.read_at, self.walked_at or float("-inf"))
+            if now - fresh <= known.interval + SLACK:
+                return known.job, True
+        answer = await self.client.get_job(job_id)
+        if isinstance(answer, at.Job):
+            self._remember(job_id, answer, watcher, interval, now)
+        return answer, False
+
+    def unwatch(self, job_id: int, watcher: Hashable) -> None:
+        known = self.jobs.get(job_id)
+        if known is not None:
+            known.watchers.discard(watcher)
+            if not known.watchers:
+                del self.jobs[job_id]
+
+    @property
+    def idle(self) -> bool:
+        return not self.jobs
+
+    def _remember(self, job_id: int, job: at.Job, watcher: Hashable, interval: float, now: float) -> None:
+        known = self.jobs.get(job_id)
+        updated = job.updated
+        if known is None:
+            self.jobs[job_id] = Known(job, updated, now, self._reread(now, interval), interval, {watcher})
+            if self.watermark is None and updated is not None:
+                self.watermark = updated  # a walk from here sees every later change of this job
+            elif updated is not None and self.watermark is not None:
+                self.watermark = min(self.watermark, max(updated, self.watermark - OVERLAP))
+            self._wake.set()
+            return
+        if job != known.job and self.walked_at is not None and known.read_at <= self.walked_at:
+            # The walks vouched for this job and missed its change: Airbyte's clock went back,
+            # or a row committed late. Read again from before that change.
+            log.warning(
+                "Airbyte %s: job %d changed without a list showing it; reading back", self.host, job_id
+            )
+            if updated is not None and self.watermark is not None:
+                self.watermark = min(self.watermark, updated - OVERLAP)
+        known.job, known.updated = job, updated
+        known.read_at, known.reread_at = now, self._reread(now, interval)
+        known.watchers.add(watcher)
+        known.interval = min(known.interval, interval)
+
+    @staticmethod
+    def _reread(now: float, interval: float) -> float:
+        """Spread at random, so that watches created together do not re-read together."""
+        return now + SAFETY_INTERVALS * interval * random.uniform(0.5, 1.0)
+
+    def next_reread(self, job_id: int) -> float | None:
+        known = self.jobs.get(job_id)
+        return known.reread_at if known is not None else None
+
+    # --- the walks ------------------------------------------------------------------------------------
+
+    def cadence(self) -> float:
+        return max(MIN_CADENCE, min((k.interval for k in self.jobs.values()), default=30.0))
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        """Walk once per cadence (backing off after failures); a job with a shorter interval
+        wakes it to plan again."""
+        last = self.monotonic()
+        while self.fallback is None:
+            due = last + self.cadence() * (2 ** min(self._failures, 4))
+            delay = due - self.monotonic()
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                continue
+            last = self.monotonic()
+            if self.jobs and self.watermark is not None:
+                await self.walk()
+
+    async def walk(self) -> None:
+        """Read every job changed since the watermark and tell the watches whose job moved."""
+        assert self.watermark is not None
+        started = self.monotonic()
+        start, offset, newest = self.watermark - OVERLAP, 0, self.watermark
+        moved: set[Hashable] = set()
+        for _ in range(MAX_PAGES):
+            page = await self.client.jobs_updated_since(start, offset)
+            self.pages += 1
+            self.on_page(self.host, page.kind if isinstance(page, at.Problem) else "ok")
+            if isinstance(page, at.Problem):
+                self._failed(page)
+                return
+            for job in page:
+                if job.updated is not None:
+                    newest = max(newest, job.updated)
+                known = self.jobs.get(job.job_id)
+                if known is not None and job != known.job:
+                    known.job, known.updated = job, job.updated
+                    moved.update(known.watchers)
+            if len(page) < LIST_PAGE:
+                break
+            last = page[-1].updated
+            if last is not None and last > start:
+                start, offset = last, 0  # keyset: on from the last row's time
+            else:
+                offset += LIST_PAGE  # a whole page of one timestamp: on within it
+        recovered = self.problem is not None
+        self.problem, self._failures = None, 0
+        self.watermark, self.walked_at = newest, started
+        self.walks += 1
+        if recovered:
+            moved.update(w for k in self.jobs.values() for w in k.watchers)
+        if moved:
+            self.notify(moved)
+
+    def _failed(self, problem: at.Problem) -> None:
+        if problem.status_code == 403:
+            self.fallback = f"these credentials may not list jobs ({problem.detail})"
+            log.warning("Airbyte %s: %s; reading each job on its own instead", self.host, self.fallback)
+            self.on_fallback(self.host)
+            self.notify([w for k in self.jobs.values() for w in k.watchers])
+            return
+        first = self.problem is None
+        self.problem, self._failures = problem, self._failures + 1
+        if first:  # every watch of this server learns of the outage once, at its next step
+            self.notify([w for k in self.jobs.values() for w in k.watchers])
+
+
+class Feeds:
+    """The feeds of every server + credentials, made on first use, stopped when idle."""
+
+    def __init__(self, monotonic: Callable[[], float], notify: Callable[[Iterable[Hashable]], None],
+                 on_fallback: Callable[[str], None] = lambda host: None,
+                 on_page: Callable[[str, str], None] = lambda host, outcome: None) -> None:  # fmt: skip
+        self.monotonic = monotonic
+        self.notify = notify
+        self.on_fallback = on_fallback
+        self.on_page = on_page
+        self._feeds: dict[str, Feed] = {}
+        self._watching: dict[Hashable, tuple[str, int]] = {}  # watcher -> (feed key, job id)
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def feed(self, key: str, client: JobLister, host: str) -> Feed:
+        feed = self._feeds.get(key)
+        if feed is None:
+            feed = Feed(client, host, self.monotonic, self.notify, self.on_fallback, self.on_page)
+            self._feeds[key] = feed
+        feed.start()
+        return feed
+
+    async def read(self, key: str, client: JobLister, host: str, job_id: int, watcher: Hashable,
+                   interval: float) -> tuple[at.Job | at.Problem, bool]:  # fmt: skip
+        before = self._watching.get(watcher)
+        if before is not None and before != (key, job_id):
+            self.unwatch(watcher)
+        self._watching[watcher] = (key, job_id)
+        return await self.feed(key, client, host).read(job_id, watcher, interval)
+
+    def next_reread(self, watcher: Hashable) -> float | None:
+        where = self._watching.get(watcher)
+        feed = self._feeds.get(where[0]) if where else None
+        return feed.next_reread(where[1]) if feed is not None and where is not None else None
+
+    def unwatch(self, watcher: Hashable) -> None:
+        where = self._watching.pop(watcher, None)
+        feed = self._feeds.get(where[0]) if where else None
+        if feed is not None and where is not None:
+            feed.unwatch(where[1], watcher)
+
+    async def prune(self) -> None:
+        for key in [k for k, f in self._feeds.items() if f.idle]:
+            await self._feeds.pop(key).stop()
+
+    async def close(self) -> None:
+        for feed in self._feeds.values():
+            await feed.stop()
+        self._feeds.clear()

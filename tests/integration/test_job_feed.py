@@ -1,0 +1,234 @@
+"""List-mode polling against the fake Airbyte (which lists, filters, orders and pages as the real
+server does): a status change is never missed, whatever the pages, timestamps and clocks do."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Hashable, Iterable
+
+import pytest
+from airbyte_watch import airbyte_types as at
+from airbyte_watch.airbyte_client import AirbyteClient
+from airbyte_watch.airbyte_transport import AirbyteApi
+from airbyte_watch.job_feed import LIST_PAGE, OVERLAP, Feed
+from airbyte_watch.server_config import parse_server_config
+
+from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.support.fake_airbyte import Fault, RunningFake
+from tests.support.fake_jobs import FakeJob, Step
+
+INTERVAL = 30.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Told:
+    def __init__(self) -> None:
+        self.watchers: list[Hashable] = []
+
+    def __call__(self, watchers: Iterable[Hashable]) -> None:
+        self.watchers.extend(watchers)
+
+
+@pytest.fixture
+async def client(fake_airbyte: RunningFake) -> AsyncIterator[AirbyteApi]:
+    config = parse_server_config(
+        {"url": fake_airbyte.url, "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET}
+    )
+    async with AirbyteClient(config) as api:
+        yield api
+
+
+def move(job: FakeJob, status: str, at_: float) -> None:
+    """The job changes status at `at_` (epoch seconds by Airbyte's clock)."""
+    job.steps, job._index, job._served = [Step(status)], 0, 0
+    job.updated = at_
+
+
+def lists(fake: RunningFake) -> int:
+    return sum(1 for r in fake.fake.requests if r.method == "GET" and r.path.endswith("/jobs"))
+
+
+def gets(fake: RunningFake) -> int:
+    return sum(1 for r in fake.fake.requests if r.method == "GET" and "/jobs/" in r.path)
+
+
+async def watched(feed: Feed, fake: RunningFake, ids: Iterable[int]) -> None:
+    for job_id in ids:
+        answer, served = await feed.read(job_id, f"w{job_id}", INTERVAL)
+        assert isinstance(answer, at.Job) and not served  # first seen: its own GET
+
+
+async def test_a_walk_tells_exactly_the_watches_whose_job_moved_and_serves_the_rest(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 600
+    for job_id in (1, 2, 3):
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    clock, told = Clock(), Told()
+    feed = Feed(client, "fake", clock, told)
+    await watched(feed, fake_airbyte, (1, 2, 3))
+    move(fake_airbyte.fake.jobs[2], "succeeded", time.time())
+    await feed.walk()
+    assert told.watchers == ["w2"]
+    clock.now += INTERVAL
+    before = len(fake_airbyte.fake.requests)
+    for job_id, status in ((1, "running"), (2, "succeeded"), (3, "running")):
+        answer, served = await feed.read(job_id, f"w{job_id}", INTERVAL)
+        assert served and isinstance(answer, at.Job) and answer.status == status
+    assert len(fake_airbyte.fake.requests) == before  # served from the walk: no request at all
+
+
+async def test_changes_spread_over_many_pages_are_all_seen(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 3600
+    ids = range(1, 251)
+    for job_id in ids:
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    told = Told()
+    feed = Feed(client, "fake", Clock(), told)
+    await watched(feed, fake_airbyte, ids)
+    for i, job_id in enumerate(ids):
+        move(fake_airbyte.fake.jobs[job_id], "failed", t0 + 60 + i)  # 250 distinct seconds
+    before = lists(fake_airbyte)
+    await feed.walk()
+    assert sorted(told.watchers) == sorted(f"w{j}" for j in ids)
+    assert lists(fake_airbyte) - before == 3  # 1 request per 100 changed jobs
+
+
+async def test_more_equal_timestamps_than_a_page_are_all_seen(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 3600
+    ids = range(1, 2 * LIST_PAGE + 31)
+    for job_id in ids:
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    told = Told()
+    feed = Feed(client, "fake", Clock(), told)
+    await watched(feed, fake_airbyte, ids)
+    for job_id in ids:
+        move(fake_airbyte.fake.jobs[job_id], "succeeded", t0 + 100)  # one second for all 230
+    await feed.walk()
+    assert sorted(told.watchers) == sorted(f"w{j}" for j in ids)
+
+
+async def test_a_job_that_moves_while_the_walk_pages_is_not_missed(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 3600
+    ids = range(1, 181)
+    for job_id in ids:
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    told = Told()
+    feed = Feed(client, "fake", Clock(), told)
+    await watched(feed, fake_airbyte, ids)
+    for i, job_id in enumerate(ids):
+        move(fake_airbyte.fake.jobs[job_id], "running", t0 + 10 + i)  # touched, not changed
+    lister = client.jobs_updated_since  # type: ignore[attr-defined]
+    calls = []
+
+    async def page_then_move(start: float, offset: int = 0) -> list[at.Job] | at.Problem:
+        page = await lister(start, offset)
+        calls.append(start)
+        if len(calls) == 1:
+            # After the first page is read, a job on it finishes: it moves to the end.
+            move(fake_airbyte.fake.jobs[5], "succeeded", time.time())
+        return page
+
+    client.jobs_updated_since = page_then_move  # type: ignore[attr-defined]
+    await feed.walk()
+    assert "w5" in told.watchers and feed.jobs[5].job.status == "succeeded"
+
+
+async def test_a_change_that_lands_behind_the_watermark_within_the_overlap_is_seen(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 3600
+    fake_airbyte.fake.add_job(1, [Step("running")], created=t0, updated=t0)
+    fake_airbyte.fake.add_job(2, [Step("running")], created=t0, updated=t0 + 100)
+    told = Told()
+    feed = Feed(client, "fake", Clock(), told)
+    await watched(feed, fake_airbyte, (1, 2))
+    move(fake_airbyte.fake.jobs[2], "running", t0 + 200)
+    await feed.walk()
+    assert feed.watermark == pytest.approx(t0 + 200, abs=1)
+    # A row committed late: it carries a time before the watermark, within the overlap.
+    move(fake_airbyte.fake.jobs[1], "failed", t0 + 200 - OVERLAP + 2)
+    await feed.walk()
+    assert told.watchers == ["w1"]
+
+
+async def test_a_server_clock_that_jumps_back_is_caught_by_the_safety_reread(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 3600
+    for job_id in (1, 2):
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    clock, told = Clock(), Told()
+    feed = Feed(client, "fake", clock, told)
+    await watched(feed, fake_airbyte, (1, 2))
+    move(fake_airbyte.fake.jobs[2], "running", t0 + 1800)
+    await feed.walk()
+    # Airbyte's clock goes back half an hour: both jobs finish "before" the watermark.
+    move(fake_airbyte.fake.jobs[1], "succeeded", t0 + 300)
+    move(fake_airbyte.fake.jobs[2], "failed", t0 + 301)
+    await feed.walk()
+    assert told.watchers == []  # the list cannot see them
+    clock.now = feed.jobs[1].reread_at  # job 1's safety re-read is due
+    answer, served = await feed.read(1, "w1", INTERVAL)
+    assert not served and isinstance(answer, at.Job) and answer.status == "succeeded"
+    assert feed.watermark is not None and feed.watermark <= t0 + 300 - OVERLAP
+    await feed.walk()  # read back from before that change: job 2 is found too
+    assert told.watchers == ["w2"]
+
+
+async def test_credentials_that_may_not_list_fall_back_to_reading_each_job(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 600
+    fake_airbyte.fake.add_job(1, [Step("running")], created=t0, updated=t0)
+    clock, told, fallbacks = Clock(), Told(), []
+    feed = Feed(client, "fake", clock, told, on_fallback=fallbacks.append)
+    await watched(feed, fake_airbyte, (1,))
+    forbidden = {"type": "https://reference.airbyte.com/reference/errors#forbidden", "title": "forbidden",
+                 "status": 403, "detail": "Caller does not have the required role"}  # fmt: skip
+    fake_airbyte.fake.inject(Fault(403, json.dumps(forbidden), path_contains="/jobs", method="GET"))
+    await feed.walk()
+    assert feed.fallback and fallbacks == ["fake"] and told.watchers == ["w1"]
+    before = gets(fake_airbyte)
+    clock.now += INTERVAL
+    answer, served = await feed.read(1, "w1", INTERVAL)
+    assert not served and isinstance(answer, at.Job) and gets(fake_airbyte) == before + 1
+
+
+async def test_an_outage_reaches_every_watch_once_without_a_herd_of_gets(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 600
+    for job_id in (1, 2, 3):
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    clock, told = Clock(), Told()
+    feed = Feed(client, "fake", clock, told)
+    await watched(feed, fake_airbyte, (1, 2, 3))
+    await feed.walk()
+    fake_airbyte.fake.inject(Fault(503, "{}", path_contains="/jobs", method="GET", count=2))
+    await feed.walk()
+    await feed.walk()
+    assert sorted(told.watchers) == ["w1", "w2", "w3"]  # told once, not per failed walk
+    clock.now += 5 * INTERVAL
+    before = gets(fake_airbyte)
+    for job_id in (1, 2, 3):
+        answer, served = await feed.read(job_id, f"w{job_id}", INTERVAL)
+        assert served and isinstance(answer, at.Problem) and answer.kind == at.SERVER_ERROR
+    assert gets(fake_airbyte) == before
+    told.watchers.clear()
+    await feed.walk()  # Airbyte is back: every watch hears it
+    assert sorted(told.watchers) == ["w1", "w2", "w3"]
