@@ -236,11 +236,13 @@ class Feeds:
 
     def __init__(self, monotonic: Callable[[], float], notify: Callable[[Iterable[Hashable]], None],
                  on_fallback: Callable[[str], None] = lambda host: None,
-                 on_page: Callable[[str, str], None] = lambda host, outcome: None) -> None:  # fmt: skip
+                 on_page: Callable[[str, str], None] = lambda host, outcome: None,
+                 autostart: bool = True) -> None:  # fmt: skip
         self.monotonic = monotonic
         self.notify = notify
         self.on_fallback = on_fallback
         self.on_page = on_page
+        self.autostart = autostart  # False: someone else calls each feed's walk (tests, on a fake clock)
         self._feeds: dict[str, Feed] = {}
         self._watching: dict[Hashable, tuple[str, int]] = {}  # watcher -> (feed key, job id)
 
@@ -252,7 +254,8 @@ class Feeds:
         if feed is None:
             feed = Feed(client, host, self.monotonic, self.notify, self.on_fallback, self.on_page)
             self._feeds[key] = feed
-        feed.start()
+        if self.autostart:
+            feed.start()
         return feed
 
     async def read(self, key: str, client: JobLister, host: str, job_id: int, watcher: Hashable,

@@ -72,6 +72,7 @@ class Watches:
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        walks: bool = True,  # False: the list walks are driven from outside (tests on a fake clock)
     ) -> None:
         self.kube = kube
         self.connections = connections
@@ -93,6 +94,7 @@ class Watches:
             self._moved,
             on_fallback=lambda host: self.metrics.list_fallback.labels(host).set(1),
             on_page=lambda host, outcome: self.metrics.job_list_pages.labels(host, outcome).inc(),
+            autostart=walks,
         )
         self.listed = False  # the first full list is in: later unnamed events mean a re-list
         self._resync_at = monotonic() + options.resync_period

@@ -10,7 +10,7 @@ import pytest
 from airbyte_watch.airbyte_client import ClientPool
 from airbyte_watch.connections import Connections
 from airbyte_watch.kube_client import KubeClient, KubeError
-from airbyte_watch.watches import Watches
+from airbyte_watch.watches import Options, Watches
 
 from tests.conftest import create_default_secret
 from tests.support.cluster import apply, events, get, status_patches, watch_manifest
@@ -44,7 +44,10 @@ async def setup(  # type: ignore[no-untyped-def]
     monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
     kube = FlakyKube(login)
     clients = ClientPool()
-    watches = Watches(kube=kube, connections=Connections(kube), clients=clients)
+    # Per-job reads: these tests fault the reads of one job.
+    watches = Watches(
+        kube=kube, connections=Connections(kube), clients=clients, options=Options(poll_mode="get")
+    )
     yield watches, kube
     await clients.close()
     await kube.close()

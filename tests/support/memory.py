@@ -243,6 +243,10 @@ class MemoryJob:
     status: str
     created: datetime.datetime  # Airbyte's clock
     failure: str | None = None
+    updated: datetime.datetime | None = None  # Airbyte's clock; moves with every status change
+
+    def __post_init__(self) -> None:
+        self.updated = self.updated or self.created
 
 
 @dataclass
@@ -279,8 +283,27 @@ class MemoryAirbyte:
                 raise fault
             raise _Answer(fault)
 
+    def move(self, job: MemoryJob, status: str, failure: str | None = None) -> None:
+        """The job changes status now, by Airbyte's clock."""
+        job.status, job.failure, job.updated = status, failure, self.now()
+
     def _as_job(self, job: MemoryJob) -> at.Job:
-        return at.Job(job.job_id, job.status, job.job_type, job.connection_id, failure=job.failure)
+        updated = int(job.updated.timestamp()) if job.updated else None  # whole seconds, as rendered
+        return at.Job(job.job_id, job.status, job.job_type, job.connection_id, failure=job.failure,
+                      updated=updated)  # fmt: skip
+
+    async def jobs_updated_since(self, start: float, offset: int = 0) -> list[at.Job] | at.Problem:
+        """GET /jobs?updatedAtStart&orderBy=updatedAt|ASC&limit=100&offset, as the server pages."""
+        try:
+            await self._enter()
+        except _Answer as a:
+            return a.problem
+        found = sorted(
+            (j for j in self.jobs.values() if j.updated and j.updated.timestamp() >= start),
+            key=lambda j: (j.updated, j.job_id),
+        )
+        first = (offset // 100) * 100
+        return [self._as_job(j) for j in found[first : first + 100]]
 
     async def get_job(self, job_id: int) -> at.Job | at.Problem:
         try:
@@ -306,7 +329,7 @@ class MemoryAirbyte:
         if not running:
             return "finished"
         for j in running:
-            j.status = "cancelled"
+            self.move(j, "cancelled")
             self.cancels.append(j.job_id)
         return "cancelled"
 
@@ -381,6 +404,7 @@ class Harness:
     """
 
     def __init__(self, allowed_urls: tuple[str, ...] = (), pool: Any = None, **options: Any) -> None:
+        """`poll_mode="list"` runs the list walks on the fake clock (no timers of their own)."""
         from airbyte_watch.connections import Connections
         from airbyte_watch.watches import Options, Watches
 
@@ -406,8 +430,9 @@ class Harness:
         )
         self.watches = self._watches_type(
             self.kube, self.connections, self.pool, self._options_type(**self.options),  # type: ignore[arg-type]
-            clock=self.clock.now, monotonic=self.clock.monotonic, sleep=_no_sleep,
+            clock=self.clock.now, monotonic=self.clock.monotonic, sleep=_no_sleep, walks=False,
         )  # fmt: skip
+        self._walked: dict[int, float] = {}
         self.kube.pending.clear()  # the list below saw all of it
         for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
             self.watches.observe(None, item, owned=True)
@@ -447,12 +472,30 @@ class Harness:
             if not moved and not self._due_now() and (self.hold or not self.kube.pending):
                 return
 
+    async def walk_due(self) -> None:
+        """The list walks whose cadence has come, as each feed's own loop would run them."""
+        for feed in list(self.watches.feeds._feeds.values()):
+            last = self._walked.setdefault(id(feed), self.clock.monotonic())
+            if (
+                feed.fallback is None
+                and feed.watermark is not None
+                and self.clock.monotonic() - last >= feed.cadence()
+            ):
+                self._walked[id(feed)] = self.clock.monotonic()
+                await feed.walk()
+
     async def run_for(self, seconds: float) -> None:
         end = self.clock.monotonic() + seconds
         while True:
             await self.settle()
+            await self.walk_due()
+            await self.settle()
             await self.watches.maintain_once()
             due = self.watches.scheduler.next_due()
+            walk = min((self._walked.get(id(f), self.clock.monotonic()) + f.cadence()
+                        for f in self.watches.feeds._feeds.values()), default=None)  # fmt: skip
+            if walk is not None and (due is None or walk < due):
+                due = walk
             if due is None or due > end:
                 self.clock.advance(max(0.0, end - self.clock.monotonic()))
                 await self.settle()

@@ -62,10 +62,12 @@ async def _cancel_all() -> None:
 
 
 class Lifecycle(RuleBasedStateMachine):
+    poll_mode = "get"  # one GET per watch and interval; LifecycleListMode: the list walks
+
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.h = Harness(delete_cancel_timeout=20.0, relist_settle=5.0)
+        self.h = Harness(delete_cancel_timeout=20.0, relist_settle=5.0, poll_mode=self.poll_mode)
         for job in JOBS:
             self.h.airbyte.add_job(job, "running", connection_id=f"c-{job}")
         self.h.kube.put_data("configmaps", NS, "ids", {"jobId": "2"})
@@ -155,8 +157,8 @@ class Lifecycle(RuleBasedStateMachine):
     def airbyte_moves(self, job: int, status: str, long: bool) -> None:
         found = self.h.airbyte.jobs.get(job)
         if found is not None and found.status not in ("succeeded", "failed", "cancelled"):
-            found.status = status
-            found.failure = ("z" * 50_000 + SECRET_VALUE) if long and status == "failed" else None
+            failure = ("z" * 50_000 + SECRET_VALUE) if long and status == "failed" else None
+            self.h.airbyte.move(found, status, failure)
 
     @rule(fault=st.sampled_from(FAULTS), count=st.integers(1, 3))
     def airbyte_fault(self, fault: Any, count: int) -> None:
@@ -193,6 +195,10 @@ class Lifecycle(RuleBasedStateMachine):
         self.h.hold = False
         self.h.relist()
         self.run(self.h.settle())
+
+    @rule(seconds=st.sampled_from([60.0, 3600.0]))
+    def airbyte_clock_jumps_back(self, seconds: float) -> None:
+        self.h.airbyte.skew -= seconds
 
     @rule(seconds=st.sampled_from([0.5, 1, 5, 30, 120]))
     def time_passes(self, seconds: float) -> None:
@@ -259,6 +265,14 @@ Lifecycle.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestLifecycle = Lifecycle.TestCase
+
+
+class LifecycleListMode(Lifecycle):
+    poll_mode = "list"
+
+
+LifecycleListMode.TestCase.settings = Lifecycle.TestCase.settings
+TestLifecycleListMode = LifecycleListMode.TestCase
 
 
 @pytest.mark.skipif(not os.environ.get("LIFECYCLE_REPORT"), reason="make fuzz prints its count")

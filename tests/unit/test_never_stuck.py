@@ -134,7 +134,7 @@ async def test_a_watch_recreated_under_its_name_during_a_poll_gets_none_of_the_o
     h.hold = True  # kopf has not yet told about what happens next
     h.kube.delete(NS, "w")
     h.kube.create(NS, "w", {"jobId": 2})
-    h.airbyte.jobs[1].status = "succeeded"
+    h.airbyte.move(h.airbyte.jobs[1], "succeeded")
     h.airbyte.gate.set()
     await h.settle()
     assert h.obj("w")["metadata"]["uid"] != old_uid
@@ -221,3 +221,17 @@ async def test_an_outcome_announced_before_a_crash_stands_when_the_retry_decides
     await h.run_for(120)  # the retry reads the job running, then the deadline passes
     assert h.reasons("w") == ["JobNotFound", "JobRunning"]  # no TimedOut: one outcome
     assert status(h)["phase"] == "Failed" and cond(h, "Stalled")["reason"] == "JobNotFound"
+
+
+async def test_in_list_mode_a_watch_learns_its_outcome_from_a_walk_not_its_own_reads() -> None:
+    h = Harness(poll_mode="list")
+    job = h.airbyte.add_job(7, "running")
+    h.kube.create(NS, "w", {"jobId": 7, "pollInterval": "30s"})
+    await h.run_for(1)
+    assert status(h)["phase"] == "Running" and h.airbyte.requests == 1  # the first read: a GET
+    await h.run_for(300)  # ten intervals: ten walks, no GET
+    assert h.airbyte.requests == 11
+    h.airbyte.move(job, "succeeded")
+    await h.run_for(31)
+    assert status(h)["phase"] == "Succeeded" and h.airbyte.requests == 12
+    assert h.reasons("w") == ["JobRunning", "JobSucceeded"]
