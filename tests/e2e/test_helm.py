@@ -101,8 +101,10 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
     tuned = rendered("tuned")
     c = container(tuned[("Deployment", "airbyte-watch", "airbyte-watch")])
     assert c["image"] == "registry.example/airbyte-watch:1.2.3"
-    assert set(c["args"]) >= {"--namespace=team-*", "--log-format=plain", "--max-requests-per-second=20",
-                              "--default-server-secret=airbyte-prod", "--concurrency=8", "--request-timeout=5"}  # fmt: skip
+    assert set(c["args"]) >= {
+        "--namespace=team-*", "--log-format=plain", "--max-requests-per-second=20",
+        "--default-server-secret=airbyte-prod", "--concurrency=8", "--request-timeout=5",
+    }  # fmt: skip
     # Helm merges maps: the default cpu limit stays unless set to null.
     assert c["resources"]["limits"] == {"cpu": "1", "memory": "192Mi"}
     # A namespace glob makes the operator discover namespaces: the role must allow it.

@@ -26,8 +26,8 @@ class Helm:
         self.binary = helm_path()
         self.home = Path(tempfile.mkdtemp(prefix="helm-"))
         # Helm keeps a cache, config and data folder; none of them belongs in the user's home.
-        self.env = {**os.environ, "HELM_CACHE_HOME": str(self.home / "cache"),
-                    "HELM_CONFIG_HOME": str(self.home / "config"), "HELM_DATA_HOME": str(self.home / "data")}  # fmt: skip
+        self.env = {**os.environ, **{f"HELM_{kind.upper()}_HOME": str(self.home / kind)
+                                     for kind in ("cache", "config", "data")}}  # fmt: skip
         if plane is not None:
             self.env["KUBECONFIG"] = str(plane.kubeconfig)
 
@@ -42,7 +42,9 @@ class Helm:
         path.write_text(yaml.safe_dump(values))
         return str(path)
 
-    def template(self, values: dict[str, Any], *, release: str = "airbyte-watch",
-                 namespace: str = "airbyte-watch", check: bool = True) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def template(
+        self, values: dict[str, Any], *, release: str = "airbyte-watch", namespace: str = "airbyte-watch",
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:  # fmt: skip
         return self.run("template", release, str(CHART), "--namespace", namespace, "--include-crds",
                         "-f", self.values_file(values), check=check)  # fmt: skip
