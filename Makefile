@@ -15,6 +15,7 @@ controlplane:
 	bash tests/controlplane/build.sh
 	bash tests/consumers/build.sh
 	bash tests/helm/build.sh
+	bash tests/promql/build.sh
 
 cluster: $(VENV)/.installed controlplane
 	$(PY) -m tests.support.controlplane

@@ -122,6 +122,8 @@ def shard_of(args: argparse.Namespace) -> Shard:
 async def run(args: argparse.Namespace) -> None:
     shard = shard_of(args)
     metrics = Metrics()
+    metrics.request_budget.set(args.max_requests_per_second)
+    metrics.leader.set(1)  # until leader election says otherwise
     kube = KubeClient(login, instance=f"{socket.gethostname()}/shard-{shard.index}")
     kube.on_write = metrics.observe_write
     clients = ClientPool(

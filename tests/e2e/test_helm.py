@@ -22,7 +22,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "namespaced": {"rbac": {"scope": "namespaced"}, "watchNamespaces": ["helm-team-a", "helm-team-b"]},
     "sharded": {"sharding": {"enabled": True, "shards": 3}},
-    "monitoring": {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}},
+    "monitoring": {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
+                               "dashboard": {"enabled": True}}},
     "tuned": {
         "watchNamespaces": ["team-*"], "logFormat": "plain", "maxRequestsPerSecond": 20,
         "defaultServerSecret": "airbyte-prod", "concurrency": 8, "requestTimeout": 5,
@@ -97,7 +98,7 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
     assert "Deployment" not in {k[0] for k in sharded}
     assert sts["spec"]["replicas"] == 3 and "--shard-count=3" in container(sts)["args"]
     monitoring = rendered("monitoring")
-    assert {"ServiceMonitor", "PrometheusRule"} <= {k[0] for k in monitoring}
+    assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= {k[0] for k in monitoring}
     tuned = rendered("tuned")
     c = container(tuned[("Deployment", "airbyte-watch", "airbyte-watch")])
     assert c["image"] == "registry.example/airbyte-watch:1.2.3"
