@@ -37,9 +37,11 @@ class AirbyteClient:
     def __init__(self, config: ServerConfig, request_timeout: float = 15.0,
                  limiter: RateLimiter | None = None,
                  on_token_fetch: Callable[[str], None] = lambda host: None,
-                 user_agent: str = USER_AGENT) -> None:  # fmt: skip
+                 user_agent: str = USER_AGENT,
+                 before_write: Callable[[], None] = lambda: None) -> None:  # fmt: skip
         self.config = config
         self.user_agent = user_agent
+        self._before_write = before_write  # leader election's fence: raises if we may not write
         self._limiter = limiter
         self._on_token_fetch = on_token_fetch
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
@@ -144,6 +146,7 @@ class AirbyteClient:
         Airbyte cancels whatever its connection runs now, so callers read the job first and
         cancel only a job they saw still running.
         """
+        self._before_write()
         if self.config.api == "config":
             answer = await self._call("POST", "/jobs/cancel", job_read=False, body={"id": job_id})
         else:
@@ -154,6 +157,7 @@ class AirbyteClient:
 
     async def trigger_job(self, connection_id: str, job_type: str) -> at.Job | at.Problem:
         """POST /jobs: start a job; a 409 means the connection runs one already."""
+        self._before_write()
         if self.config.api == "config":
             path, body = "/connections/sync", {"connectionId": connection_id}
             if job_type != "sync":
@@ -386,8 +390,10 @@ class ClientPool:
 
     def __init__(self, request_timeout: float = 15.0, max_requests_per_second: float = 100.0,
                  on_token_fetch: Callable[[str], None] = lambda host: None,
-                 user_agent: str = USER_AGENT) -> None:  # fmt: skip
+                 user_agent: str = USER_AGENT,
+                 before_write: Callable[[], None] = lambda: None) -> None:  # fmt: skip
         self._user_agent = user_agent
+        self._before_write = before_write
         self._clients: dict[str, AirbyteClient] = {}
         self._limiters: dict[str, RateLimiter] = {}
         self._request_timeout = request_timeout
@@ -401,7 +407,12 @@ class ClientPool:
             if limiter is None:
                 limiter = self._limiters[config.host] = RateLimiter(self._rate, burst=self._rate)
             client = self._clients[config.key] = AirbyteClient(
-                config, self._request_timeout, limiter, self._on_token_fetch, self._user_agent
+                config,
+                self._request_timeout,
+                limiter,
+                self._on_token_fetch,
+                self._user_agent,
+                self._before_write,
             )
         return client
 

@@ -11,7 +11,9 @@ import os
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import kopf
 
@@ -20,11 +22,13 @@ from .connections import Connections
 from .endpoints import build_app, serve
 from .handlers import build_registry
 from .kube_client import KubeClient, KubeError
+from .leadership import Leadership, Timing
 from .metrics import Metrics
 from .sharding import Shard, ordinal_of
 from .watches import Options, Watches
 
 log = logging.getLogger("airbyte_watch")
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -100,6 +104,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=5.0,
         help="spread the first polls of existing watches over up to this many seconds (default: %(default)s)",
     )
+    election = run.add_argument_group("leader election (one acting replica per shard)")
+    election.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="act only while holding a coordination.k8s.io Lease; other replicas stand by",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        metavar="NS",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else the service account's)",
+    )
+    election.add_argument(
+        "--leader-election-id",
+        default="airbyte-watch",
+        metavar="NAME",
+        help="Lease name; with shards, -shard-I-of-N is appended (default: %(default)s)",
+    )
+    for flag, kind, default, meaning in (
+        ("--lease-duration", int, 15, "seconds a standby waits for an unrenewed Lease"),
+        ("--renew-deadline", float, 10.0, "seconds the leader acts after its last renewal"),
+        ("--retry-period", float, 2.0, "seconds between tries to acquire or renew"),
+    ):
+        election.add_argument(
+            flag, type=kind, default=default, metavar="S", help=f"{meaning} (default: %(default)s)"
+        )
     return parser.parse_args(argv)
 
 
@@ -115,22 +145,51 @@ def login() -> kopf.ConnectionInfo:
 def shard_of(args: argparse.Namespace) -> Shard:
     if args.shard_count == 1:
         return Shard()
-    index = args.shard_index if args.shard_index is not None else ordinal_of(socket.gethostname())
+    # Modulo: with leader election a StatefulSet runs N x shard-count pods, N per shard.
+    index = (
+        args.shard_index
+        if args.shard_index is not None
+        else ordinal_of(socket.gethostname()) % args.shard_count
+    )
     return Shard(index, args.shard_count)
+
+
+def leadership_of(args: argparse.Namespace, kube: KubeClient, shard: Shard, metrics: Metrics) -> Leadership:
+    namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE") or _own_namespace()
+    if not namespace:
+        raise SystemExit("--leader-elect needs --leader-election-namespace or $POD_NAMESPACE")
+    name = args.leader_election_id
+    if shard.count > 1:
+        name += f"-shard-{shard.index}-of-{shard.count}"
+    # Unique per process: a restarted pod (same name) is a new candidate, as in client-go.
+    identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    timing = Timing(args.lease_duration, args.renew_deadline, args.retry_period)
+    return Leadership(kube, namespace, name, identity, timing, on_change=metrics.leader.set)
+
+
+def _own_namespace() -> str | None:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 async def run(args: argparse.Namespace) -> None:
     shard = shard_of(args)
     metrics = Metrics()
     metrics.request_budget.set(args.max_requests_per_second)
-    metrics.leader.set(1)  # until leader election says otherwise
     kube = KubeClient(login, instance=f"{socket.gethostname()}/shard-{shard.index}")
     kube.on_write = metrics.observe_write
+    leadership = leadership_of(args, kube, shard, metrics) if args.leader_elect else None
+    metrics.leader.set(0 if leadership else 1)
+    if leadership is not None:
+        kube.before_write = leadership.check
     clients = ClientPool(
         request_timeout=args.request_timeout,
         max_requests_per_second=args.max_requests_per_second,
         on_token_fetch=lambda host: metrics.token_fetches.labels(host).inc(),
         user_agent=f"{USER_AGENT} (shard {shard})",
+        before_write=leadership.check if leadership else lambda: None,
     )
     watches = Watches(
         kube=kube,
@@ -153,11 +212,27 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     listed = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
+    keeper: asyncio.Task[None] | None = None
     endpoints = None
     if args.metrics_port is not None:
-        app = build_app(metrics.registry, ready=listed.is_set,
-                        alive=lambda: not any(t.done() for t in tasks))  # fmt: skip
+        app = build_app(metrics.registry, ready=lambda: listed.is_set() or standing_by(leadership),
+                        alive=lambda: not any(t.done() for t in tasks),
+                        role=lambda: role_of(leadership))  # fmt: skip
         endpoints = await serve(app, args.metrics_host, args.metrics_port)
+    if leadership is not None:
+        # A standby waits here: it lists nothing, polls nothing and writes nothing.
+        acquiring = asyncio.create_task(leadership.acquire())
+        await asyncio.wait([acquiring, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if not acquiring.done():
+            acquiring.cancel()
+            await kube.close()
+            if endpoints is not None:
+                await endpoints.cleanup()
+            return
+        keeper = asyncio.create_task(leadership.keep())
+        # Lost leadership: stop at once (controller-runtime's convention: exit, restart as standby).
+        keeper.add_done_callback(lambda _: stop.set())
+        tasks.append(keeper)
     await kube.wait_for_crd()
     await load_existing(kube, watches, namespaces)
     listed.set()
@@ -184,10 +259,28 @@ async def run(args: argparse.Namespace) -> None:
         scheduler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await scheduler
+        if keeper is not None:
+            keeper.cancel()
+            await leadership.release()
         await clients.close()
         await kube.close()
         if endpoints is not None:
             await endpoints.cleanup()
+    if leadership is not None and leadership.lost.is_set():
+        raise SystemExit(1)
+
+
+def standing_by(leadership: Leadership | None) -> bool:
+    """A standby is ready as a standby: it serves nothing until it leads."""
+    return leadership is not None and not leadership.leading and not leadership.lost.is_set()
+
+
+def role_of(leadership: Leadership | None) -> str:
+    if leadership is None:
+        return "leader (no election)"
+    if leadership.leading:
+        return f"leader of Lease {leadership.namespace}/{leadership.name}"
+    return f"standby for Lease {leadership.namespace}/{leadership.name} (held by {leadership.holder})"
 
 
 def is_glob(namespace: str) -> bool:
