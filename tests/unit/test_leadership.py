@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-
 from airbyte_watch.leadership import Leadership, NotLeader, Timing
 
 TIMING = Timing(lease_duration=4, renew_deadline=2.5, retry_period=1.0)
