@@ -22,6 +22,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "namespaced": {"rbac": {"scope": "namespaced"}, "watchNamespaces": ["helm-team-a", "helm-team-b"]},
     "sharded": {"sharding": {"enabled": True, "shards": 3}},
+    "single": {"replicas": 1, "leaderElection": {"enabled": False}},
     "monitoring": {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
                                "dashboard": {"enabled": True}}},
     "tuned": {
@@ -84,11 +85,20 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
     default = rendered("default")
     kinds = {k[0] for k in default}
     assert kinds == {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                     "Deployment", "Service"}  # fmt: skip
+                     "Role", "RoleBinding", "Deployment", "Service"}  # fmt: skip
+    deployment = default[("Deployment", "airbyte-watch", "airbyte-watch")]
+    assert deployment["spec"]["replicas"] == 2 and "--leader-elect" in container(deployment)["args"]
+    single = rendered("single")
+    assert "Role" not in {k[0] for k in single}, "no Lease, no Lease RBAC"
+    deployment = single[("Deployment", "airbyte-watch", "airbyte-watch")]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in container(deployment)["args"]
     namespaced = rendered("namespaced")
     assert not {"ClusterRole", "ClusterRoleBinding"} & {k[0] for k in namespaced}
     assert {(k[0], k[1]) for k in namespaced if k[0] in ("Role", "RoleBinding")} == {
-        (kind, ns) for kind in ("Role", "RoleBinding") for ns in ("helm-team-a", "helm-team-b")
+        (kind, ns)
+        for kind in ("Role", "RoleBinding")
+        for ns in ("helm-team-a", "helm-team-b", "airbyte-watch")
     }
     args = container(namespaced[("Deployment", "airbyte-watch", "airbyte-watch")])["args"]
     assert {"--namespace=helm-team-a", "--namespace=helm-team-b"} <= set(args)
@@ -96,7 +106,10 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
     sharded = rendered("sharded")
     sts = sharded[("StatefulSet", "airbyte-watch", "airbyte-watch")]
     assert "Deployment" not in {k[0] for k in sharded}
-    assert sts["spec"]["replicas"] == 3 and "--shard-count=3" in container(sts)["args"]
+    # Two pods per shard, one acting per shard.
+    assert sts["spec"]["replicas"] == 6 and {"--shard-count=3", "--leader-elect"} <= set(
+        container(sts)["args"]
+    )
     monitoring = rendered("monitoring")
     assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= {k[0] for k in monitoring}
     tuned = rendered("tuned")
@@ -131,9 +144,17 @@ def test_a_bad_value_fails_naming_it(helm: Helm, values: dict[str, Any], named: 
     assert named.split(".")[-1] in done.stderr, done.stderr
 
 
-def test_namespaced_rbac_needs_the_namespaces(helm: Helm) -> None:
-    done = helm.template({"rbac": {"scope": "namespaced"}}, check=False)
-    assert done.returncode != 0 and "rbac.scope=namespaced needs watchNamespaces" in done.stderr
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rbac": {"scope": "namespaced"}}, "rbac.scope=namespaced needs watchNamespaces"),
+        ({"leaderElection": {"enabled": False}}, "replicas > 1 needs leaderElection.enabled"),
+        ({"sharding": {"enabled": True}, "leaderElection": {"enabled": False}}, "replicasPerShard > 1 needs"),
+    ],
+)
+def test_combinations_that_cannot_work_fail(helm: Helm, values: dict[str, Any], message: str) -> None:
+    done = helm.template(values, check=False)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
 
 
 def container(workload: dict[str, Any]) -> dict[str, Any]:

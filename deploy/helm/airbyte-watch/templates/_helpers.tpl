@@ -61,6 +61,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if .Values.sharding.enabled }}
 - --shard-count={{ .Values.sharding.shards }}
 {{- end }}
+{{- with .Values.leaderElection }}
+{{- if .enabled }}
+- --leader-elect
+{{- if ne (int .leaseDuration) 15 }}
+- --lease-duration={{ .leaseDuration }}
+{{- end }}
+{{- if ne (toString .renewDeadline) "10" }}
+- --renew-deadline={{ .renewDeadline }}
+{{- end }}
+{{- if ne (toString .retryPeriod) "2" }}
+- --retry-period={{ .retryPeriod }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}
@@ -78,6 +92,20 @@ metadata:
 spec:
   serviceAccountName: {{ include "airbyte-watch.serviceAccountName" . }}
   automountServiceAccountToken: true
+  affinity:
+    {{- if .Values.affinity }}
+    {{- toYaml .Values.affinity | nindent 4 }}
+    {{- else }}
+    # Replicas on different nodes where possible, so one lost node loses one.
+    podAntiAffinity:
+      preferredDuringSchedulingIgnoredDuringExecution:
+        - weight: 100
+          podAffinityTerm:
+            topologyKey: kubernetes.io/hostname
+            labelSelector:
+              matchLabels:
+                app.kubernetes.io/name: {{ .Chart.Name }}
+    {{- end }}
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
@@ -94,10 +122,23 @@ spec:
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args:
         {{- include "airbyte-watch.args" . | nindent 8 }}
+      {{- if .Values.leaderElection.enabled }}
+      env:
+        # The Lease lives in the operator's own namespace; the pod name starts its identity.
+        - name: POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+      {{- end }}
       ports:
         - name: metrics
           containerPort: {{ .Values.metrics.port }}
-      # Live while the operator's loops run; ready once every existing watch is listed.
+      # Live while the operator's loops run; ready once every existing watch is listed (or
+      # at once as a standby: /readyz says which replica leads).
       livenessProbe:
         httpGet:
           path: /healthz
@@ -122,10 +163,6 @@ spec:
   {{- end }}
   {{- with .Values.tolerations }}
   tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.affinity }}
-  affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
