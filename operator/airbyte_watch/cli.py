@@ -236,6 +236,7 @@ async def run(args: argparse.Namespace) -> None:
     await kube.wait_for_crd()
     await load_existing(kube, watches, namespaces)
     listed.set()
+    kopf_ready = asyncio.Event()
     operator = asyncio.create_task(
         kopf.operator(
             registry=registry,
@@ -243,6 +244,7 @@ async def run(args: argparse.Namespace) -> None:
             namespaces=namespaces,
             clusterwide=not namespaces,
             stop_flag=stop,
+            ready_flag=kopf_ready,
         )
     )
     scheduler = asyncio.create_task(watches.scheduler.run())
@@ -253,15 +255,35 @@ async def run(args: argparse.Namespace) -> None:
         shard,
         "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
     )
-    try:
-        await operator
-    finally:
+
+    async def wind_down() -> None:
+        """Stop polling, then give the Lease up: a standby takes over while kopf still winds
+        down (which takes seconds). Safe to call twice."""
         scheduler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await scheduler
-        if keeper is not None:
+        if keeper is not None and leadership is not None:
             keeper.cancel()
             await leadership.release()
+
+    async def on_stop() -> None:
+        await kopf_ready.wait()
+        # kopf replaces our signal handlers with its own; ours also stop kopf (stop_flag), and
+        # let us hand the Lease over first.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await wind_down()
+
+    stopper = asyncio.create_task(on_stop())
+    try:
+        await operator
+    finally:
+        if not stop.is_set():
+            stopper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopper  # a hand-over under way finishes: cancelling it would keep the Lease
+        await wind_down()
         await clients.close()
         await kube.close()
         if endpoints is not None:

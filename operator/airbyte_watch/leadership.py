@@ -150,7 +150,11 @@ class Leadership:
             status, body = await self._get()
             if status == 200 and body["spec"].get("holderIdentity") == self.identity:
                 body["spec"].update(holderIdentity=None, leaseDurationSeconds=1)
-                await self._put(body)
+                status, body = await self._put(body)
+            if status != 200:
+                log.warning("Could not release Lease %s/%s: %s", self.namespace, self.name, status)
+            else:
+                log.info("Released Lease %s/%s", self.namespace, self.name)
         except KubeError as exc:
             log.warning("Could not release Lease %s/%s: %s", self.namespace, self.name, exc)
 

@@ -30,7 +30,9 @@ TAKEOVERS: dict[str, float] = {}  # measured, for the report
 class Replica:
     """One operator process with its own service account (so the audit log tells them apart)."""
 
-    def __init__(self, plane: ControlPlane, ns: str, name: str, folder: Path) -> None:
+    def __init__(
+        self, plane: ControlPlane, ns: str, name: str, folder: Path, extra: tuple[str, ...] = ()
+    ) -> None:
         self.user = f"system:serviceaccount:{ns}:{name}"
         plane.kubectl("-n", ns, "create", "serviceaccount", name)
         plane.kubectl("create", "clusterrolebinding", f"{ns}-{name}", "--clusterrole=cluster-admin",
@@ -44,7 +46,7 @@ class Replica:
         self.port = free_port()
         args = ["--namespace", ns, "--startup-spread=0.2", f"--metrics-port={self.port}", "--leader-elect",
                 f"--leader-election-namespace={ns}", f"--lease-duration={LEASE_DURATION}",
-                f"--renew-deadline={RENEW_DEADLINE}", f"--retry-period={RETRY_PERIOD}"]  # fmt: skip
+                f"--renew-deadline={RENEW_DEADLINE}", f"--retry-period={RETRY_PERIOD}", *extra]  # fmt: skip
         self.process = OperatorProcess(own, folder / f"{name}.log", args)
 
     def role(self) -> str:
@@ -161,8 +163,42 @@ def test_a_frozen_leader_is_replaced_and_does_not_act_when_it_wakes(
     assert a.process.proc.wait(timeout=20) == 1, "a leader that lost its Lease exits"
     assert writes_by(control_plane, ns, a.user) == a_writes, "the old leader wrote after waking"
     assert "Lost leadership" in a.process.output
-    # It did try: its overdue polls found the jobs finished, and the fence refused the writes.
-    assert "does not hold Lease" in a.process.output
+    # Which notices first on waking is a race: its lease keeper (stops the process) or an
+    # overdue poll whose write the fence refuses ("does not hold Lease"); either way, no write.
+    fenced = "does not hold Lease" in a.process.output
     assert_one_job_and_one_final_event_each(control_plane, fake_airbyte, ns, before + during)
-    print(f"\ntakeover after SIGSTOP: {took:.2f}s; old leader exited on SIGCONT with 0 writes; "
-          f"6 watches, 6 POST /jobs, 6 JobSucceeded Events")  # fmt: skip
+    print(f"\ntakeover after SIGSTOP: {took:.2f}s; old leader exited on SIGCONT with 0 writes "
+          f"(fence refused a write: {fenced}); 6 watches, 6 POST /jobs, 6 JobSucceeded Events")  # fmt: skip
+
+
+def test_a_leader_stopped_cleanly_hands_over_at_once(replicas: tuple[str, Replica, Replica]) -> None:
+    _, a, b = replicas
+    stopped = time.monotonic()
+    a.process.stop()  # SIGTERM, as in a rolling update: the leader gives the Lease up
+    assert a.process.proc is not None and a.process.proc.returncode == 0
+    TAKEOVERS["release"] = took = takeover(b, stopped)
+    assert took < RENEW_DEADLINE, f"took {took:.1f}s: the Lease was not released"
+    print(f"\ntakeover after SIGTERM (Lease released): {took:.2f}s")
+
+
+def test_one_lease_per_shard(control_plane: ControlPlane, fake_airbyte: RunningFake, tmp_path: Path) -> None:
+    ns = f"shard-{secrets.token_hex(3)}"
+    control_plane.kubectl("create", "namespace", ns)
+    shards = [Replica(control_plane, ns, f"op-{i}", tmp_path, ("--shard-count=2", f"--shard-index={i}"))
+              for i in range(2)]  # fmt: skip
+    try:
+        for replica in shards:
+            replica.process.start()
+        for replica in shards:
+            eventually(replica.leads, timeout=30)
+        holders = {
+            name: control_plane.kubectl(
+                "-n", ns, "get", "lease", name, "-o", "jsonpath={.spec.holderIdentity}"
+            ).stdout
+            for name in ("airbyte-watch-shard-0-of-2", "airbyte-watch-shard-1-of-2")
+        }
+        assert all(holders.values()) and len(set(holders.values())) == 2, holders
+        assert "shard-0-of-2" in shards[0].role() and "shard-1-of-2" in shards[1].role()
+    finally:
+        for replica in shards:
+            replica.process.stop()
