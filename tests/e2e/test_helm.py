@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import create_default_secret
+from tests.support.cluster import OperatorProcess, apply, reasons, wait_for, watch_manifest
 from tests.support.controlplane import ROOT, ControlPlane
+from tests.support.fake_airbyte import RunningFake
 from tests.support.helm import CHART, Helm
 
 pytestmark = pytest.mark.cluster
@@ -231,3 +234,43 @@ def test_install_upgrade_uninstall(control_plane: ControlPlane, helm: Helm) -> N
     assert control_plane.kubectl("-n", "helm-team-a", "get", "role", name, check=False).returncode != 0
     # Helm never deletes a CRD from crds/: the watches in the cluster survive an uninstall.
     assert control_plane.kubectl("get", "crd", "airbytejobwatches.airbyte.watch", check=False).returncode == 0
+
+
+def test_operator_works_with_only_the_charts_namespaced_rbac(
+    control_plane: ControlPlane, helm: Helm, fake_airbyte: RunningFake, tmp_path: Path
+) -> None:
+    """The narrowest install: Roles in the watched namespace only, and the Lease's Role."""
+    release, namespace, watched = "scoped", "helm-scoped", "helm-scoped-team"
+    control_plane.kubectl("create", "namespace", watched)
+    helm.run("install", release, str(CHART), "-n", namespace, "--create-namespace", "-f",
+             helm.values_file({"rbac": {"scope": "namespaced"}, "watchNamespaces": [watched]}))  # fmt: skip
+    try:
+        token = control_plane.kubectl(
+            "-n", namespace, "create", "token", "scoped-airbyte-watch"
+        ).stdout.strip()
+        config = yaml.safe_load(control_plane.kubeconfig.read_text())
+        config["users"] = [{"name": "admin", "user": {"token": token}}]
+        sa_plane = ControlPlane(folder=control_plane.folder)
+        sa_plane.server, sa_plane.kubeconfig = control_plane.server, tmp_path / "kubeconfig"
+        sa_plane.kubeconfig.write_text(yaml.safe_dump(config))
+        create_default_secret(control_plane, watched, fake_airbyte.url)
+        fake_airbyte.fake.add_job(77, [("running", 1), ("succeeded", None)])
+        assert (
+            apply(control_plane, watched, watch_manifest("w", {"jobId": 77, "pollInterval": "1s"})).returncode
+            == 0
+        )
+        args = ["--namespace", watched, "--leader-elect", f"--leader-election-namespace={namespace}"]
+        operator = OperatorProcess(sa_plane, tmp_path / "operator.log", args)
+        operator.start()
+        try:
+            wait_for(control_plane, watched, "w", "condition=Ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator output:\n{operator.output[-4000:]}") from None
+        finally:
+            operator.stop()
+        assert reasons(control_plane, watched, "w") == ["JobRunning", "JobSucceeded"]
+        lease = control_plane.kubectl("-n", namespace, "get", "lease", "airbyte-watch", "-o", "yaml").stdout
+        assert yaml.safe_load(lease)["spec"]["leaseTransitions"] == 0
+        assert "Traceback" not in operator.output
+    finally:
+        helm.run("uninstall", release, "-n", namespace)
