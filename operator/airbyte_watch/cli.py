@@ -163,7 +163,10 @@ def leadership_of(args: argparse.Namespace, kube: KubeClient, shard: Shard, metr
         name += f"-shard-{shard.index}-of-{shard.count}"
     # Unique per process: a restarted pod (same name) is a new candidate, as in client-go.
     identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
-    timing = Timing(args.lease_duration, args.renew_deadline, args.retry_period)
+    try:
+        timing = Timing(args.lease_duration, args.renew_deadline, args.retry_period)
+    except ValueError as exc:
+        raise SystemExit(f"leader election: {exc}") from None
     return Leadership(kube, namespace, name, identity, timing, on_change=metrics.leader.set)
 
 
