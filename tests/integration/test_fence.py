@@ -64,10 +64,13 @@ async def test_kubernetes_writes_stop_at_the_fence_and_reads_do_not() -> None:
         client = KubeClient(lambda: kopf.ConnectionInfo(server=server.base, token="t"))
         client.before_write = fence
         try:
-            assert await client.patch_status("ns", "w", {"phase": "Running"}) == "7"
+            # _request is the one door every write goes through (status, Events, finalizers).
+            assert (await client._request("PATCH", "/w/status", body={}))[0] == 200
             fence.open = False
             with pytest.raises(NotLeader):
-                await client.patch_status("ns", "w", {"phase": "Succeeded"})
+                await client._request("PATCH", "/w/status", body={})
+            with pytest.raises(NotLeader):
+                await client._request("POST", "/events", body={})
             assert await client.read_data("secrets", "ns", "s") == (200, {})
         finally:
             await client.close()
@@ -82,7 +85,7 @@ async def test_a_retried_write_is_fenced_again_before_each_attempt() -> None:
         client.before_write = fence
         try:
             with pytest.raises(NotLeader):
-                await client.patch_status("ns", "w", {"phase": "Running"})
+                await client._request("PATCH", "/w/status", body={})
         finally:
             await client.close()
     assert api.seen == ["PATCH"], "the retry after the 503 was not sent"
