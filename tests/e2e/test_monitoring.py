@@ -34,11 +34,20 @@ SUFFIXES = {
 }
 
 
-def parse(exprs: list[str]) -> list[dict[str, Any]]:
+def promql(*args: str, stdin: str) -> Any:
     binary = subprocess.run(["bash", str(PROMQL_BUILD)], check=True, stdout=subprocess.PIPE, text=True)
-    done = subprocess.run([binary.stdout.strip().splitlines()[-1]], input=json.dumps(exprs),
+    done = subprocess.run([binary.stdout.strip().splitlines()[-1], *args], input=stdin,
                           capture_output=True, text=True, check=True)  # fmt: skip
     return json.loads(done.stdout)
+
+
+def parse(exprs: list[str]) -> list[dict[str, Any]]:
+    return promql(stdin=json.dumps(exprs))
+
+
+def check_rules(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Prometheus's own rule-file validation (promtool check rules) of a PrometheusRule's groups."""
+    return promql("rules", stdin=yaml.safe_dump({"groups": groups}))
 
 
 def dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
@@ -100,6 +109,14 @@ def test_every_expression_parses_and_reads_exported_metrics(exported: set[str], 
         assert result["metrics"], f"{result['expr']} reads no metric"
         unknown = set(result["metrics"]) - exported - PROMETHEUS_OWN
         assert not unknown, f"{result['expr']} reads {unknown}, which the operator does not export"
+
+
+def test_the_alert_rules_pass_prometheus_rule_validation() -> None:
+    groups = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())["spec"]["groups"]
+    assert check_rules(groups) == {"rules": sum(len(g["rules"]) for g in groups), "errors": []}
+    broken = [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0", "for": "10m",
+                                       "annotations": {"summary": "{{ $labels.x "}}]}]  # fmt: skip
+    assert check_rules(broken)["errors"], "a broken annotation template is refused"
 
 
 def test_dashboard_covers_what_operators_look_at() -> None:

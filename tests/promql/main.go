@@ -1,15 +1,24 @@
-// Command promql parses PromQL with Prometheus's own parser. It reads a JSON array of
-// expressions on stdin and prints, for each, the metric names its selectors read or the
-// parser's error, as a JSON array of {"expr", "metrics", "error"}.
+// Command promql checks PromQL and alerting rules with Prometheus's own code.
+//
+//	promql        < exprs.json   a JSON array of expressions; prints, for each, the metric
+//	                             names its selectors read or the parser's error, as a JSON
+//	                             array of {"expr", "metrics", "error"}
+//	promql rules  < rules.yaml   a Prometheus rules file, validated as `promtool check rules`
+//	                             does (fields, durations, expressions, label and annotation
+//	                             templates); prints {"rules": N, "errors": [...]}
 package main
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sort"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -20,6 +29,10 @@ type result struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "rules" {
+		checkRules()
+		return
+	}
 	var exprs []string
 	if err := json.NewDecoder(os.Stdin).Decode(&exprs); err != nil {
 		fmt.Fprintln(os.Stderr, "promql: want a JSON array of expressions on stdin:", err)
@@ -59,4 +72,30 @@ func parse(text string) result {
 	}
 	sort.Strings(res.Metrics)
 	return res
+}
+
+func checkRules() {
+	content, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	groups, errs := rulefmt.Parse(content, false, model.UTF8Validation, parser.NewParser(parser.Options{}), logger)
+	out := struct {
+		Rules  int      `json:"rules"`
+		Errors []string `json:"errors"`
+	}{Errors: []string{}}
+	for _, e := range errs {
+		out.Errors = append(out.Errors, e.Error())
+	}
+	if groups != nil {
+		for _, g := range groups.Groups {
+			out.Rules += len(g.Rules)
+		}
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }
