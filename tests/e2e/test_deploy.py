@@ -30,7 +30,9 @@ def deployed(control_plane: ControlPlane) -> str:
 def test_rendered_deployment_is_locked_down(deployed: str) -> None:
     docs = {d["kind"]: d for d in yaml.safe_load_all(deployed)}
     assert set(docs) >= {"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole",
-                         "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"}  # fmt: skip
+                         "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service",
+                         "PodDisruptionBudget"}  # fmt: skip
+    assert docs["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1, "a drain leaves one replica"
     deployment = docs["Deployment"]["spec"]
     # Two replicas are safe only because one of them acts: the Lease holder.
     assert (

@@ -90,11 +90,11 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
     default = rendered("default")
     kinds = {k[0] for k in default}
     assert kinds == {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                     "Role", "RoleBinding", "Deployment", "Service"}  # fmt: skip
+                     "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget"}  # fmt: skip
     deployment = default[("Deployment", "airbyte-watch", "airbyte-watch")]
     assert deployment["spec"]["replicas"] == 2 and "--leader-elect" in container(deployment)["args"]
     single = rendered("single")
-    assert "Role" not in {k[0] for k in single}, "no Lease, no Lease RBAC"
+    assert not {"Role", "PodDisruptionBudget"} & {k[0] for k in single}, "one replica: no Lease, no budget"
     deployment = single[("Deployment", "airbyte-watch", "airbyte-watch")]
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert "--leader-elect" not in container(deployment)["args"]
