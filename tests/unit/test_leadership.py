@@ -6,7 +6,9 @@ import copy
 from typing import Any
 
 import pytest
+from airbyte_watch import cli
 from airbyte_watch.leadership import Leadership, NotLeader, Timing
+from airbyte_watch.metrics import Metrics
 
 TIMING = Timing(lease_duration=4, renew_deadline=2.5, retry_period=1.0)
 
@@ -140,3 +142,23 @@ def test_timing_must_fence() -> None:
         Timing(lease_duration=4, renew_deadline=4, retry_period=1)
     with pytest.raises(ValueError):
         Timing(lease_duration=4, renew_deadline=1, retry_period=1)
+
+
+@pytest.mark.parametrize(("pod", "shard", "lease"), [
+    ("airbyte-watch-0", 0, "airbyte-watch-shard-0-of-2"),
+    ("airbyte-watch-1", 1, "airbyte-watch-shard-1-of-2"),
+    ("airbyte-watch-2", 0, "airbyte-watch-shard-0-of-2"),  # the second pod of shard 0
+    ("airbyte-watch-3", 1, "airbyte-watch-shard-1-of-2"),
+])  # fmt: skip
+def test_statefulset_pods_pair_up_on_one_lease_per_shard(
+    monkeypatch: pytest.MonkeyPatch, pod: str, shard: int, lease: str
+) -> None:
+    """deploy/sharded runs 2 x --shard-count pods: each pod's ordinal modulo the count is its shard."""
+    monkeypatch.setattr(cli.socket, "gethostname", lambda: pod)
+    monkeypatch.setenv("POD_NAME", pod)
+    args = cli.parse_args(["run", "--shard-count=2", "--leader-elect", "--leader-election-namespace=ops"])
+    leadership = cli.leadership_of(args, None, cli.shard_of(args), Metrics())  # type: ignore[arg-type]
+    assert cli.shard_of(args).index == shard
+    assert (leadership.namespace, leadership.name) == ("ops", lease)
+    assert leadership.identity.startswith(f"{pod}_")
+    assert cli.leadership_of(args, None, cli.shard_of(args), Metrics()).identity != leadership.identity  # type: ignore[arg-type]
