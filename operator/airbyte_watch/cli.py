@@ -225,7 +225,9 @@ async def run(args: argparse.Namespace) -> None:
     if leadership is not None:
         # A standby waits here: it lists nothing, polls nothing and writes nothing.
         acquiring = asyncio.create_task(leadership.acquire())
-        await asyncio.wait([acquiring, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([acquiring, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
         if not acquiring.done():
             acquiring.cancel()
             await kube.close()
@@ -270,12 +272,13 @@ async def run(args: argparse.Namespace) -> None:
             await leadership.release()
 
     async def on_stop() -> None:
-        await kopf_ready.wait()
-        # kopf replaces our signal handlers with its own; ours also stop kopf (stop_flag), and
-        # let us hand the Lease over first.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await first_of(kopf_ready, stop)
+        if not stop.is_set():
+            # kopf replaced our signal handlers with its own; ours also stop kopf (stop_flag),
+            # and let us hand the Lease over first.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
         await wind_down()
 
     stopper = asyncio.create_task(on_stop())
@@ -293,6 +296,16 @@ async def run(args: argparse.Namespace) -> None:
             await endpoints.cleanup()
     if leadership is not None and leadership.lost.is_set():
         raise SystemExit(1)
+
+
+async def first_of(*events: asyncio.Event) -> None:
+    """Return when any of `events` is set."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def standing_by(leadership: Leadership | None) -> bool:
