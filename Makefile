@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 controlplane:
 	bash tests/controlplane/build.sh
 	bash tests/consumers/build.sh
+	bash tests/helm/build.sh
+	bash tests/promql/build.sh
 
 cluster: $(VENV)/.installed controlplane
 	$(PY) -m tests.support.controlplane

@@ -11,7 +11,9 @@ import os
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import kopf
 
@@ -20,11 +22,13 @@ from .connections import Connections
 from .endpoints import build_app, serve
 from .handlers import build_registry
 from .kube_client import KubeClient, KubeError
+from .leadership import Leadership, Timing
 from .metrics import Metrics
 from .sharding import Shard, ordinal_of
 from .watches import Options, Watches
 
 log = logging.getLogger("airbyte_watch")
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -122,6 +126,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=5.0,
         help="spread the first polls of existing watches over up to this many seconds (default: %(default)s)",
     )
+    election = run.add_argument_group("leader election (one acting replica per shard)")
+    election.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="act only while holding a coordination.k8s.io Lease; other replicas stand by",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        metavar="NS",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else the service account's)",
+    )
+    election.add_argument(
+        "--leader-election-id",
+        default="airbyte-watch",
+        metavar="NAME",
+        help="Lease name; with shards, -shard-I-of-N is appended (default: %(default)s)",
+    )
+    for flag, kind, default, meaning in (
+        ("--lease-duration", int, 15, "seconds a standby waits for an unrenewed Lease"),
+        ("--renew-deadline", float, 10.0, "seconds the leader acts after its last renewal"),
+        ("--retry-period", float, 2.0, "seconds between tries to acquire or renew"),
+    ):
+        election.add_argument(
+            flag, type=kind, default=default, metavar="S", help=f"{meaning} (default: %(default)s)"
+        )
     return parser.parse_args(argv)
 
 
@@ -137,20 +167,54 @@ def login() -> kopf.ConnectionInfo:
 def shard_of(args: argparse.Namespace) -> Shard:
     if args.shard_count == 1:
         return Shard()
-    index = args.shard_index if args.shard_index is not None else ordinal_of(socket.gethostname())
+    # Modulo: with leader election a StatefulSet runs N x shard-count pods, N per shard.
+    index = (
+        args.shard_index
+        if args.shard_index is not None
+        else ordinal_of(socket.gethostname()) % args.shard_count
+    )
     return Shard(index, args.shard_count)
+
+
+def leadership_of(args: argparse.Namespace, kube: KubeClient, shard: Shard, metrics: Metrics) -> Leadership:
+    namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE") or _own_namespace()
+    if not namespace:
+        raise SystemExit("--leader-elect needs --leader-election-namespace or $POD_NAMESPACE")
+    name = args.leader_election_id
+    if shard.count > 1:
+        name += f"-shard-{shard.index}-of-{shard.count}"
+    # Unique per process: a restarted pod (same name) is a new candidate, as in client-go.
+    identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    try:
+        timing = Timing(args.lease_duration, args.renew_deadline, args.retry_period)
+    except ValueError as exc:
+        raise SystemExit(f"leader election: {exc}") from None
+    return Leadership(kube, namespace, name, identity, timing, on_change=metrics.leader.set)
+
+
+def _own_namespace() -> str | None:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 async def run(args: argparse.Namespace) -> None:
     shard = shard_of(args)
     metrics = Metrics()
+    metrics.request_budget.set(args.max_requests_per_second)
     kube = KubeClient(login, instance=f"{socket.gethostname()}/shard-{shard.index}")
     kube.on_write = metrics.observe_write
+    leadership = leadership_of(args, kube, shard, metrics) if args.leader_elect else None
+    metrics.leader.set(0 if leadership else 1)
+    if leadership is not None:
+        kube.before_write = leadership.check
     clients = ClientPool(
         request_timeout=args.request_timeout,
         max_requests_per_second=args.max_requests_per_second,
         on_token_fetch=lambda host: metrics.token_fetches.labels(host).inc(),
         user_agent=f"{USER_AGENT} (shard {shard})",
+        before_write=leadership.check if leadership else lambda: None,
     )
     namespaces = args.namespaces or []
     globbed = any(map(is_glob, namespaces))
@@ -177,15 +241,34 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     listed = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
+    keeper: asyncio.Task[None] | None = None
     endpoints = None
     if args.metrics_port is not None:
-        app = build_app(metrics.registry, ready=listed.is_set,
-                        alive=lambda: not any(t.done() for t in tasks))  # fmt: skip
+        app = build_app(metrics.registry, ready=lambda: listed.is_set() or standing_by(leadership),
+                        alive=lambda: not any(t.done() for t in tasks),
+                        role=lambda: role_of(leadership))  # fmt: skip
         endpoints = await serve(app, args.metrics_host, args.metrics_port)
+    if leadership is not None:
+        # A standby waits here: it lists nothing, polls nothing and writes nothing.
+        acquiring = asyncio.create_task(leadership.acquire())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([acquiring, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+            await kube.close()
+            if endpoints is not None:
+                await endpoints.cleanup()
+            return
+        keeper = asyncio.create_task(leadership.keep())
+        # Lost leadership: stop at once (controller-runtime's convention: exit, restart as standby).
+        keeper.add_done_callback(lambda _: stop.set())
+        tasks.append(keeper)
     await kube.wait_for_crd()
     await load_existing(kube, watches, namespaces)
     watches.listed = True
     listed.set()
+    kopf_ready = asyncio.Event()
     operator = asyncio.create_task(
         kopf.operator(
             registry=registry,
@@ -193,6 +276,7 @@ async def run(args: argparse.Namespace) -> None:
             namespaces=namespaces,
             clusterwide=not namespaces,
             stop_flag=stop,
+            ready_flag=kopf_ready,
         )
     )
     scheduler = asyncio.create_task(watches.scheduler.run())
@@ -204,18 +288,68 @@ async def run(args: argparse.Namespace) -> None:
         shard,
         "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
     )
-    try:
-        await operator
-    finally:
+
+    async def wind_down() -> None:
+        """Stop polling, then give the Lease up: a standby takes over while kopf still winds
+        down (which takes seconds). Safe to call twice."""
         for task in (scheduler, maintenance):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if keeper is not None and leadership is not None:
+            keeper.cancel()
+            await leadership.release()
+
+    async def on_stop() -> None:
+        await first_of(kopf_ready, stop)
+        if not stop.is_set():
+            # kopf replaced our signal handlers with its own; ours also stop kopf (stop_flag),
+            # and let us hand the Lease over first.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        await wind_down()
+        await watches.feeds.close()
+
+    stopper = asyncio.create_task(on_stop())
+    try:
+        await operator
+    finally:
+        if not stop.is_set():
+            stopper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopper  # a hand-over under way finishes: cancelling it would keep the Lease
+        await wind_down()
         await watches.feeds.close()
         await clients.close()
         await kube.close()
         if endpoints is not None:
             await endpoints.cleanup()
+    if leadership is not None and leadership.lost.is_set():
+        raise SystemExit(1)
+
+
+async def first_of(*events: asyncio.Event) -> None:
+    """Return when any of `events` is set."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def standing_by(leadership: Leadership | None) -> bool:
+    """A standby is ready as a standby: it serves nothing until it leads."""
+    return leadership is not None and not leadership.leading and not leadership.lost.is_set()
+
+
+def role_of(leadership: Leadership | None) -> str:
+    if leadership is None:
+        return "leader (no election)"
+    if leadership.leading:
+        return f"leader of Lease {leadership.namespace}/{leadership.name}"
+    return f"standby for Lease {leadership.namespace}/{leadership.name} (held by {leadership.holder})"
 
 
 def is_glob(namespace: str) -> bool:

@@ -8,8 +8,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
-def build_app(registry: CollectorRegistry, ready: Callable[[], bool],
-              alive: Callable[[], bool]) -> web.Application:  # fmt: skip
+def build_app(registry: CollectorRegistry, ready: Callable[[], bool], alive: Callable[[], bool],
+              role: Callable[[], str] = lambda: "leader") -> web.Application:  # fmt: skip
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -18,7 +18,7 @@ def build_app(registry: CollectorRegistry, ready: Callable[[], bool],
 
     async def readyz(_: web.Request) -> web.Response:
         if ready():
-            return web.Response(text="ready\n")
+            return web.Response(text=f"ready: {role()}\n")  # says which replica leads
         return web.Response(status=503, text="watches not listed yet\n")
 
     app = web.Application()

@@ -42,6 +42,8 @@ class KubeClient:
         self.component = component
         self.instance = instance or socket.gethostname()
         self.on_write: Callable[[str], None] = lambda kind: None  # metrics hook
+        # Leader election's fence: raises when this replica may not write (see leadership.py).
+        self.before_write: Callable[[], None] = lambda: None
 
     def _connect(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -59,13 +61,24 @@ class KubeClient:
             await self._session.close()
 
     async def _request(
-        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        fenced: bool = True,
     ) -> tuple[int, Any]:
-        """(status, parsed body); retries transient failures, re-logs in once on 401."""
+        """(status, parsed body); retries transient failures, re-logs in once on 401.
+
+        A write (any method but GET) runs `before_write` right before each attempt is sent,
+        unless `fenced` is False (the Lease itself)."""
         data = None if body is None else json.dumps(body)
         relogged = False
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
             session = self._connect()
+            if fenced and method != "GET":
+                self.before_write()
             try:
                 async with session.request(
                     method, path.lstrip("/"), data=data, headers={"Content-Type": content_type}

@@ -71,6 +71,17 @@ class Metrics:
             ["server"],
             registry=r,
         )
+        # Dashboards divide polls by this to show how much of the budget is used.
+        self.request_budget = Gauge(
+            "airbyte_watch_request_budget_per_second",
+            "Request budget per Airbyte server (--max-requests-per-second).",
+            registry=r,
+        )
+        self.leader = Gauge(
+            "airbyte_watch_leader",
+            "1 while this replica holds its shard's Lease and acts (always 1 without leader election).",
+            registry=r,
+        )
         self._phases: dict[Hashable, str] = {}
         for phase in PHASES:
             self.watches.labels(phase).set(0)

@@ -1,35 +1,23 @@
-"""A per-server request budget shared by every watch polling that server."""
+"""A per-server request budget shared by every watch polling that server.
+
+aiolimiter's leaky bucket does the work. It serves waiters in arrival order, and a request
+cancelled while it waits (its watch deleted, the operator stopping) takes no capacity: the
+hand-written limiter this replaces reserved a slot up front and never gave it back.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
+from aiolimiter import AsyncLimiter
 
 
 class RateLimiter:
-    """Spaces requests `1/rate` apart, allowing a burst of `burst` after a quiet spell.
+    """`rate` requests per second, with bursts of up to `burst` after a quiet spell."""
 
-    Callers are served in arrival order: each reserves the next free slot, then sleeps until it.
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.rate, self.burst = rate, max(1.0, burst)
-        self._clock = clock
-        self._next = 0.0  # when the next request may go, before the burst allowance
-
-    def reserve(self) -> float:
-        """Take a slot; the seconds to wait before using it."""
-        now = self._clock()
-        self._next = max(self._next, now - (self.burst - 1) / self.rate)
-        wait = self._next - now
-        self._next += 1 / self.rate
-        return max(0.0, wait)
+        capacity = max(1.0, burst)  # at least one request fits, however low the rate
+        self._bucket = AsyncLimiter(capacity, capacity / rate)
 
     async def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await self._bucket.acquire()

@@ -30,9 +30,16 @@ def deployed(control_plane: ControlPlane) -> str:
 def test_rendered_deployment_is_locked_down(deployed: str) -> None:
     docs = {d["kind"]: d for d in yaml.safe_load_all(deployed)}
     assert set(docs) >= {"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole",
-                         "ClusterRoleBinding", "Deployment", "Service"}  # fmt: skip
+                         "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service",
+                         "PodDisruptionBudget"}  # fmt: skip
+    assert docs["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1, "a drain leaves one replica"
     deployment = docs["Deployment"]["spec"]
-    assert deployment["strategy"]["type"] == "Recreate"
+    # Two replicas are safe only because one of them acts: the Lease holder.
+    assert (
+        deployment["replicas"] == 2
+        and "--leader-elect" in deployment["template"]["spec"]["containers"][0]["args"]
+    )
+    assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = deployment["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -59,6 +66,11 @@ def test_rbac_grants_nothing_beyond_what_is_used(deployed: str) -> None:
         ("", "secrets", "get"),
         ("", "configmaps", "get"),
     }
+    lease_role = next(d for d in yaml.safe_load_all(deployed) if d["kind"] == "Role")
+    assert lease_role["metadata"]["namespace"] == "airbyte-watch", "Leases only in the operator's namespace"
+    assert lease_role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
 
 
 def test_operator_works_with_only_the_deployed_rbac(
@@ -78,7 +90,9 @@ def test_operator_works_with_only_the_deployed_rbac(
         apply(control_plane, namespace, watch_manifest("w", {"jobId": 21, "pollInterval": "1s"})).returncode
         == 0
     )
-    operator = OperatorProcess(sa_plane, tmp_path / "operator.log", ["--namespace", namespace])
+    # With leader election, as deployed: the Lease in the operator's namespace, under its RBAC.
+    args = ["--namespace", namespace, "--leader-elect", "--leader-election-namespace=airbyte-watch"]
+    operator = OperatorProcess(sa_plane, tmp_path / "operator.log", args)
     operator.start()
     try:
         try:
@@ -145,7 +159,8 @@ def test_sharded_variant_renders_validates_and_matches_replicas(
     assert "Deployment" not in docs, "one operator kind at a time"
     sts = docs["StatefulSet"]["spec"]
     args = sts["template"]["spec"]["containers"][0]["args"]
-    assert f"--shard-count={sts['replicas']}" in args
+    shards = int(next(a for a in args if a.startswith("--shard-count=")).split("=")[1])
+    assert sts["replicas"] == 2 * shards and "--leader-elect" in args, "two pods per shard, one acting"
     assert sts["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     path = tmp_path / "sharded.yaml"
     path.write_text(rendered)

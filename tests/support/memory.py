@@ -433,14 +433,15 @@ class Harness:
             clock=self.clock.now, monotonic=self.clock.monotonic, sleep=_no_sleep, walks=False,
         )  # fmt: skip
         self._walked: dict[int, float] = {}
+        self._walking: dict[int, asyncio.Future[None]] = {}
         self.kube.pending.clear()  # the list below saw all of it
         for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
             self.watches.observe(None, item, owned=True)
         self.watches.listed = True
 
     def crash(self) -> None:
-        """SIGKILL: every step in flight stops at its await; a new process starts."""
-        for task in list(self.watches.scheduler._tasks):
+        """SIGKILL: every step and walk in flight stops at its await; a new process starts."""
+        for task in [*self.watches.scheduler._tasks, *self._walking.values()]:
             task.cancel()
         self.start()
 
@@ -473,16 +474,22 @@ class Harness:
                 return
 
     async def walk_due(self) -> None:
-        """The list walks whose cadence has come, as each feed's own loop would run them."""
+        """Start the list walks whose cadence has come, as each feed's own loop would (a walk
+        may wait on a hanging Airbyte: it runs as a task, like every step)."""
         for feed in list(self.watches.feeds._feeds.values()):
             last = self._walked.setdefault(id(feed), self.clock.monotonic())
+            running = self._walking.get(id(feed))
+            if running is not None and not running.done():
+                continue
             if (
                 feed.fallback is None
                 and feed.watermark is not None
                 and self.clock.monotonic() - last >= feed.cadence()
             ):
                 self._walked[id(feed)] = self.clock.monotonic()
-                await feed.walk()
+                self._walking[id(feed)] = asyncio.ensure_future(feed.walk())
+                for _ in range(20):
+                    await asyncio.sleep(0)
 
     async def run_for(self, seconds: float) -> None:
         end = self.clock.monotonic() + seconds

@@ -1,0 +1,278 @@
+"""The Helm chart: lints, renders valid manifests for each kind of install, matches deploy/, and
+installs, upgrades and uninstalls against the real API server with the real helm."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import create_default_secret
+from tests.support.cluster import OperatorProcess, apply, reasons, wait_for, watch_manifest
+from tests.support.controlplane import ROOT, ControlPlane
+from tests.support.fake_airbyte import RunningFake
+from tests.support.helm import CHART, Helm
+
+pytestmark = pytest.mark.cluster
+
+# One value set per kind of install the chart supports.
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "namespaced": {"rbac": {"scope": "namespaced"}, "watchNamespaces": ["helm-team-a", "helm-team-b"]},
+    "sharded": {"sharding": {"enabled": True, "shards": 3}},
+    "single": {"replicas": 1, "leaderElection": {"enabled": False}},
+    "monitoring": {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
+                               "dashboard": {"enabled": True}}},
+    "tuned": {
+        "watchNamespaces": ["team-*"], "logFormat": "plain", "maxRequestsPerSecond": 20,
+        "defaultServerSecret": "airbyte-prod", "concurrency": 8, "requestTimeout": 5,
+        "image": {"repository": "registry.example/airbyte-watch", "tag": "1.2.3"},
+        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "192Mi"}},
+    },
+}  # fmt: skip
+# The dry runs apply here: deploy/'s own objects in airbyte-watch (test_deploy) have other selectors.
+RENDER_NAMESPACE = "helm-render"
+# Kinds whose schemas come with the Prometheus Operator, not with Kubernetes.
+PROMETHEUS_OPERATOR = "monitoring.coreos.com/v1"
+
+
+@pytest.fixture(scope="module")
+def helm(control_plane: ControlPlane) -> Helm:
+    for namespace in (RENDER_NAMESPACE, "helm-team-a", "helm-team-b"):
+        control_plane.kubectl("create", "namespace", namespace, check=False)
+    return Helm(control_plane)
+
+
+def docs_of(rendered: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+def by_kind(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d for d in docs}
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_chart_lints_strictly(helm: Helm, name: str) -> None:
+    done = helm.run("lint", "--strict", str(CHART), "-f", helm.values_file(VALUE_SETS[name]), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_rendered_manifests_validate_and_the_server_accepts_them(
+    control_plane: ControlPlane, helm: Helm, name: str, tmp_path: Path
+) -> None:
+    docs = docs_of(helm.template(VALUE_SETS[name], namespace=RENDER_NAMESPACE).stdout)
+    kube = [d for d in docs if d["apiVersion"] != PROMETHEUS_OPERATOR]
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(kube))
+    validate = str(Path(sys.executable).parent / "kubernetes-validate")
+    done = subprocess.run(
+        [validate, "--strict", "-k", "1.36.0", str(rendered)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("passed for resource") == len(kube)
+    dry = control_plane.kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f",
+                                str(rendered), check=False)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("(server dry run)") == len(kube)
+
+
+def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
+    def rendered(name: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+        return by_kind(docs_of(helm.template(VALUE_SETS[name]).stdout))
+
+    default = rendered("default")
+    kinds = {k[0] for k in default}
+    assert kinds == {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                     "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget"}  # fmt: skip
+    deployment = default[("Deployment", "airbyte-watch", "airbyte-watch")]
+    assert deployment["spec"]["replicas"] == 2 and "--leader-elect" in container(deployment)["args"]
+    single = rendered("single")
+    assert not {"Role", "PodDisruptionBudget"} & {k[0] for k in single}, "one replica: no Lease, no budget"
+    deployment = single[("Deployment", "airbyte-watch", "airbyte-watch")]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in container(deployment)["args"]
+    namespaced = rendered("namespaced")
+    assert not {"ClusterRole", "ClusterRoleBinding"} & {k[0] for k in namespaced}
+    assert {(k[0], k[1]) for k in namespaced if k[0] in ("Role", "RoleBinding")} == {
+        (kind, ns)
+        for kind in ("Role", "RoleBinding")
+        for ns in ("helm-team-a", "helm-team-b", "airbyte-watch")
+    }
+    args = container(namespaced[("Deployment", "airbyte-watch", "airbyte-watch")])["args"]
+    assert {"--namespace=helm-team-a", "--namespace=helm-team-b"} <= set(args)
+    assert "--all-namespaces" not in args
+    sharded = rendered("sharded")
+    sts = sharded[("StatefulSet", "airbyte-watch", "airbyte-watch")]
+    assert "Deployment" not in {k[0] for k in sharded}
+    # Two pods per shard, one acting per shard.
+    assert sts["spec"]["replicas"] == 6 and {"--shard-count=3", "--leader-elect"} <= set(
+        container(sts)["args"]
+    )
+    monitoring = rendered("monitoring")
+    assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= {k[0] for k in monitoring}
+    tuned = rendered("tuned")
+    c = container(tuned[("Deployment", "airbyte-watch", "airbyte-watch")])
+    assert c["image"] == "registry.example/airbyte-watch:1.2.3"
+    assert set(c["args"]) >= {
+        "--namespace=team-*", "--log-format=plain", "--max-requests-per-second=20",
+        "--default-server-secret=airbyte-prod", "--concurrency=8", "--request-timeout=5",
+    }  # fmt: skip
+    # Helm merges maps: the default cpu limit stays unless set to null.
+    assert c["resources"]["limits"] == {"cpu": "1", "memory": "192Mi"}
+    # A namespace glob makes the operator discover namespaces: the role must allow it.
+    rules = tuned[("ClusterRole", "", "airbyte-watch")]["rules"]
+    assert {"list", "watch"} <= {v for r in rules if "namespaces" in r["resources"] for v in r["verbs"]}
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"logFormat": "xml"}, "logFormat"),
+        ({"replicas": "two"}, "replicas"),
+        ({"rbac": {"scope": "everywhere"}}, "rbac.scope"),
+        ({"maxRequestsPerSecond": 0}, "maxRequestsPerSecond"),
+        ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
+        ({"imagePolicy": "Always"}, "imagePolicy"),
+    ],
+)
+def test_a_bad_value_fails_naming_it(helm: Helm, values: dict[str, Any], named: str) -> None:
+    done = helm.template(values, check=False)
+    assert done.returncode != 0
+    assert "values don't meet the specifications of the schema" in done.stderr
+    assert named.split(".")[-1] in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rbac": {"scope": "namespaced"}}, "rbac.scope=namespaced needs watchNamespaces"),
+        ({"leaderElection": {"enabled": False}}, "replicas > 1 needs leaderElection.enabled"),
+        ({"sharding": {"enabled": True}, "leaderElection": {"enabled": False}}, "replicasPerShard > 1 needs"),
+    ],
+)
+def test_combinations_that_cannot_work_fail(helm: Helm, values: dict[str, Any], message: str) -> None:
+    done = helm.template(values, check=False)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def container(workload: dict[str, Any]) -> dict[str, Any]:
+    return workload["spec"]["template"]["spec"]["containers"][0]
+
+
+def comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    """The object without what only says who installed it: labels, selectors, Helm's pull policy."""
+    doc = copy.deepcopy(doc)
+    doc["metadata"].pop("labels", None)
+    spec = doc.get("spec") or {}
+    spec.pop("selector", None)
+    if "template" in spec:
+        spec["template"]["metadata"].pop("labels", None)
+        container(doc).pop("imagePullPolicy", None)
+    return doc
+
+
+def test_default_render_describes_the_same_objects_as_kustomize(
+    control_plane: ControlPlane, helm: Helm
+) -> None:
+    kustomized = by_kind(docs_of(control_plane.kubectl("kustomize", str(ROOT / "deploy")).stdout))
+    charted = by_kind(docs_of(helm.template({}).stdout))
+    # Helm installs into a namespace it is given (--create-namespace) rather than making one.
+    assert {k for k in kustomized if k[0] != "Namespace"} == set(charted)
+    for key, doc in charted.items():
+        assert comparable(doc) == comparable(kustomized[key]), key
+    # The chart's selectors carry the release too, and still select the pod template's labels.
+    for key, doc in charted.items():
+        selector = (doc["spec"].get("selector") or {}) if "spec" in doc else {}
+        wanted = selector.get("matchLabels", selector) if key[0] != "CustomResourceDefinition" else {}
+        if wanted and "template" in doc["spec"]:
+            assert wanted.items() <= doc["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_the_chart_crd_is_the_crd() -> None:
+    assert (CHART / "crds" / "airbytejobwatches.airbyte.watch.yaml").read_bytes() == (
+        ROOT / "crds" / "airbytejobwatches.airbyte.watch.yaml"
+    ).read_bytes()
+
+
+def test_the_chart_alerts_are_deploy_monitoring_alerts(helm: Helm) -> None:
+    charted = next(
+        d for d in docs_of(helm.template(VALUE_SETS["monitoring"]).stdout) if d["kind"] == "PrometheusRule"
+    )
+    kustomized = yaml.safe_load((ROOT / "deploy" / "monitoring" / "prometheusrule.yaml").read_text())
+    assert charted["spec"] == kustomized["spec"]
+
+
+def test_install_upgrade_uninstall(control_plane: ControlPlane, helm: Helm) -> None:
+    release, namespace = "aw", "helm-install"
+    helm.run("install", release, str(CHART), "--namespace", namespace, "--create-namespace")
+    name = "aw-airbyte-watch"
+    try:
+        deployment = control_plane.kubectl("-n", namespace, "get", "deployment", name, "-o", "yaml").stdout
+        assert "--log-format=json" in container(yaml.safe_load(deployment))["args"]
+        assert control_plane.kubectl("get", "clusterrole", name, check=False).returncode == 0
+        # A bad value is refused by the schema and leaves the release as it was.
+        bad = helm.run("upgrade", release, str(CHART), "-n", namespace, "--set", "logFormat=xml", check=False)
+        assert bad.returncode != 0 and "logFormat" in bad.stderr
+        helm.run("upgrade", release, str(CHART), "-n", namespace, "--reuse-values",
+                 "--set", "logFormat=plain", "--set", "rbac.scope=namespaced",
+                 "--set", "watchNamespaces={helm-team-a}")  # fmt: skip
+        deployment = control_plane.kubectl("-n", namespace, "get", "deployment", name, "-o", "yaml").stdout
+        args = container(yaml.safe_load(deployment))["args"]
+        assert "--log-format=plain" in args and "--namespace=helm-team-a" in args
+        assert control_plane.kubectl("get", "clusterrole", name, check=False).returncode != 0
+        assert control_plane.kubectl("-n", "helm-team-a", "get", "role", name, check=False).returncode == 0
+        history = helm.run("history", release, "-n", namespace, "-o", "yaml").stdout
+        assert [h["status"] for h in yaml.safe_load(history)] == ["superseded", "deployed"]
+    finally:
+        helm.run("uninstall", release, "--namespace", namespace)
+    assert control_plane.kubectl("-n", namespace, "get", "deployment", name, check=False).returncode != 0
+    assert control_plane.kubectl("-n", "helm-team-a", "get", "role", name, check=False).returncode != 0
+    # Helm never deletes a CRD from crds/: the watches in the cluster survive an uninstall.
+    assert control_plane.kubectl("get", "crd", "airbytejobwatches.airbyte.watch", check=False).returncode == 0
+
+
+def test_operator_works_with_only_the_charts_namespaced_rbac(
+    control_plane: ControlPlane, helm: Helm, fake_airbyte: RunningFake, tmp_path: Path
+) -> None:
+    """The narrowest install: Roles in the watched namespace only, and the Lease's Role."""
+    release, namespace, watched = "scoped", "helm-scoped", "helm-scoped-team"
+    control_plane.kubectl("create", "namespace", watched)
+    helm.run("install", release, str(CHART), "-n", namespace, "--create-namespace", "-f",
+             helm.values_file({"rbac": {"scope": "namespaced"}, "watchNamespaces": [watched]}))  # fmt: skip
+    try:
+        token = control_plane.kubectl(
+            "-n", namespace, "create", "token", "scoped-airbyte-watch"
+        ).stdout.strip()
+        config = yaml.safe_load(control_plane.kubeconfig.read_text())
+        config["users"] = [{"name": "admin", "user": {"token": token}}]
+        sa_plane = ControlPlane(folder=control_plane.folder)
+        sa_plane.server, sa_plane.kubeconfig = control_plane.server, tmp_path / "kubeconfig"
+        sa_plane.kubeconfig.write_text(yaml.safe_dump(config))
+        create_default_secret(control_plane, watched, fake_airbyte.url)
+        fake_airbyte.fake.add_job(77, [("running", 1), ("succeeded", None)])
+        assert (
+            apply(control_plane, watched, watch_manifest("w", {"jobId": 77, "pollInterval": "1s"})).returncode
+            == 0
+        )
+        args = ["--namespace", watched, "--leader-elect", f"--leader-election-namespace={namespace}"]
+        operator = OperatorProcess(sa_plane, tmp_path / "operator.log", args)
+        operator.start()
+        try:
+            wait_for(control_plane, watched, "w", "condition=Ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator output:\n{operator.output[-4000:]}") from None
+        finally:
+            operator.stop()
+        assert reasons(control_plane, watched, "w") == ["JobRunning", "JobSucceeded"]
+        lease = control_plane.kubectl("-n", namespace, "get", "lease", "airbyte-watch", "-o", "yaml").stdout
+        assert yaml.safe_load(lease)["spec"]["leaseTransitions"] == 0
+        assert "Traceback" not in operator.output
+    finally:
+        helm.run("uninstall", release, "-n", namespace)
