@@ -35,7 +35,7 @@ chaos: $(VENV)/.installed controlplane
 
 # The lifecycle model (tests/unit/test_lifecycle_model.py) with many more examples than CI runs.
 fuzz: $(VENV)/.installed
-	LIFECYCLE_EXAMPLES=$${LIFECYCLE_EXAMPLES:-20000} LIFECYCLE_REPORT=1 \
+	LIFECYCLE_EXAMPLES=$${LIFECYCLE_EXAMPLES:-10000} LIFECYCLE_REPORT=1 \
 		$(PY) -m pytest -s -p no:cacheprovider tests/unit/test_lifecycle_model.py
 
 bench: $(VENV)/.installed controlplane

@@ -478,15 +478,13 @@ class Harness:
         may wait on a hanging Airbyte: it runs as a task, like every step)."""
         for feed in list(self.watches.feeds._feeds.values()):
             last = self._walked.setdefault(id(feed), self.clock.monotonic())
+            if self.clock.monotonic() - last < feed.cadence():
+                continue
+            self._walked[id(feed)] = self.clock.monotonic()  # due again one cadence from now
             running = self._walking.get(id(feed))
             if running is not None and not running.done():
-                continue
-            if (
-                feed.fallback is None
-                and feed.watermark is not None
-                and self.clock.monotonic() - last >= feed.cadence()
-            ):
-                self._walked[id(feed)] = self.clock.monotonic()
+                continue  # the last walk still waits on Airbyte
+            if feed.fallback is None and feed.watermark is not None:
                 self._walking[id(feed)] = asyncio.ensure_future(feed.walk())
                 for _ in range(20):
                     await asyncio.sleep(0)
