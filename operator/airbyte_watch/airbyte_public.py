@@ -42,6 +42,20 @@ class PublicApiClient(AirbyteApi):
         query = {"connectionId": connection_id, "orderBy": "createdAt|DESC", "limit": str(LIST_LIMIT)}
         if since:
             query["createdAtStart"] = since
+        jobs = await self._list(query)
+        return jobs if isinstance(jobs, at.Problem) else sorted(jobs, key=lambda j: -j.job_id)
+
+    async def jobs_updated_since(self, start: float, offset: int = 0) -> list[at.Job] | at.Problem:
+        """One page of every job (of every connection these credentials see) updated at or after
+        `start` (epoch seconds, Airbyte's clock), oldest update first: `GET /jobs?updatedAtStart=
+        &orderBy=updatedAt|ASC&limit=100&offset=`. A 403 means these credentials may not list."""
+        query = {"updatedAtStart": _iso(start), "orderBy": "updatedAt|ASC", "limit": str(LIST_LIMIT),
+                 "offset": str(offset)}  # fmt: skip
+        return await self._list(query)
+
+    async def _list(self, query: dict[str, str]) -> list[at.Job] | at.Problem:
+        """One page of `GET /jobs`. One unreadable entry spoils the page: adoption must not miss
+        a job, nor a walk a change."""
         answer = await self._call("GET", f"/jobs?{urlencode(query)}", job_read=False)
         if isinstance(answer, at.Problem):
             return answer
@@ -55,36 +69,9 @@ class PublicApiClient(AirbyteApi):
         for item in data:
             job = _job_from(item)
             if isinstance(job, at.Problem):
-                return job  # one unreadable entry spoils the list: adoption must not miss a job
+                return job
             jobs.append(job)
-        return sorted(jobs, key=lambda j: -j.job_id)
-
-    async def jobs_updated_since(self, start: float, offset: int = 0) -> list[at.Job] | at.Problem:
-        """One page of every job (of every connection these credentials see) updated at or after
-        `start` (epoch seconds, Airbyte's clock), oldest update first: `GET /jobs?updatedAtStart=
-        &orderBy=updatedAt|ASC&limit=100&offset=`. A 403 means these credentials may not list."""
-        query = {
-            "updatedAtStart": _iso(start),
-            "orderBy": "updatedAt|ASC",
-            "limit": str(LIST_LIMIT),
-            "offset": str(offset),
-        }
-        answer = await self._call("GET", f"/jobs?{urlencode(query)}", job_read=False)
-        if isinstance(answer, at.Problem):
-            return answer
-        try:
-            data = json.loads(answer).get("data")
-        except (ValueError, AttributeError):
-            return malformed("the job list with a body that is not a JSON object")
-        if not isinstance(data, list):
-            return malformed("the job list without a `data` list")
-        page: list[at.Job] = []
-        for item in data:
-            job = _job_from(item)
-            if isinstance(job, at.Problem):
-                return job  # one unreadable entry spoils the page: a change must not be missed
-            page.append(job)
-        return page
+        return jobs
 
 
 def updated_at(body: dict[str, Any]) -> float | None:
