@@ -131,6 +131,16 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
     assert {"list", "watch"} <= {v for r in rules if "namespaces" in r["resources"] for v in r["verbs"]}
 
 
+def test_the_cluster_admin_limits_the_urls_secrets_may_name(helm: Helm) -> None:
+    out = helm.template({"allowedUrls": ["https://*.airbyte.internal", "https://api.airbyte.com/v1"],
+                         "pollMode": "get"}).stdout  # fmt: skip
+    args = [line.strip() for line in out.splitlines() if line.strip().startswith("- --")]
+    assert "- --allowed-url=https://*.airbyte.internal" in args
+    assert "- --allowed-url=https://api.airbyte.com/v1" in args and "- --poll-mode=get" in args
+    default = helm.template({}).stdout
+    assert "--allowed-url" not in default and "--poll-mode" not in default
+
+
 @pytest.mark.parametrize(
     ("values", "named"),
     [
@@ -140,6 +150,8 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
         ({"maxRequestsPerSecond": 0}, "maxRequestsPerSecond"),
         ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
         ({"imagePolicy": "Always"}, "imagePolicy"),
+        ({"allowedUrls": ["169.254.169.254"]}, "allowedUrls"),
+        ({"pollMode": "fast"}, "pollMode"),
     ],
 )
 def test_a_bad_value_fails_naming_it(helm: Helm, values: dict[str, Any], named: str) -> None:

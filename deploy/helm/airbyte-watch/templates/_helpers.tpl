@@ -58,6 +58,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if ne (toString .Values.requestTimeout) "15" }}
 - --request-timeout={{ .Values.requestTimeout }}
 {{- end }}
+{{- range .Values.allowedUrls }}
+- --allowed-url={{ . }}
+{{- end }}
+{{- if ne .Values.pollMode "list" }}
+- --poll-mode={{ .Values.pollMode }}
+{{- end }}
 {{- if .Values.sharding.enabled }}
 - --shard-count={{ .Values.sharding.shards }}
 {{- end }}
