@@ -375,7 +375,7 @@ async def load_existing(kube: KubeClient, watches: Watches, namespaces: list[str
             namespace = item["metadata"]["namespace"]
             if globbed and not any(fnmatch.fnmatchcase(namespace, ns) for ns in namespaces):
                 continue
-            watches.observe(None, item, owned=True)
+            watches.observe(None, item)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -23,7 +23,7 @@ from . import decision
 from .decision import Event
 from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
-from .table import Watch
+from .table import Watch, compact
 from .text import MESSAGE_LIMIT, bound, redact
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class StatusWriter:
         if version is None:
             return Written.GONE
         finished = decision.is_final(new) and not decision.is_final(watch.status)
-        watch.status = new
+        watch.status = compact(new)
         if not watch.deleted:
             self.metrics.set_phase(watch.key, new.get("phase"))
             if finished:

@@ -105,7 +105,7 @@ class Watches:
 
     # --- what Kubernetes says ---------------------------------------------------------------
 
-    def observe(self, event_type: str | None, body: Mapping[str, Any], owned: bool = False) -> None:
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Every watch event of every AirbyteJobWatch lands here, and every listed object.
 
         kopf lists with unnamed events (type None); after the first list, such events mean the
@@ -114,7 +114,7 @@ class Watches:
         """
         if event_type is None and self.listed:
             self._resync_at = min(self._resync_at, self.monotonic() + self.options.relist_settle)
-        change, watch = self.table.apply(event_type, body, owned)
+        change, watch = self.table.apply(event_type, body)
         if watch is None:
             return
         if change is Change.GONE:
@@ -187,7 +187,7 @@ class Watches:
             log.info("%s/%s is gone (found by a resync)", *watch.key)
             self.forget(watch.key)
         for item in listed:
-            change, watch = self.table.apply(None, item, owned=True)
+            change, watch = self.table.apply(None, item)
             if watch is not None and change is Change.NEW:
                 self.metrics.set_phase(watch.key, watch.status.get("phase"))
                 self._plan_first_step(watch)

@@ -436,7 +436,7 @@ class Harness:
         self._walking: dict[int, asyncio.Future[None]] = {}
         self.kube.pending.clear()  # the list below saw all of it
         for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
-            self.watches.observe(None, item, owned=True)
+            self.watches.observe(None, item)
         self.watches.listed = True
 
     def crash(self) -> None:
