@@ -284,9 +284,17 @@ class Watches:
             and spec.job_id is not None
             and wants_cancel(spec, watch.status, answer, now)
         ):
-            # The job was read running in this very step, so it is still the connection's job.
-            outcome = await self.clients.get(config).cancel_job(spec.job_id)
-            cancelled = self._clean(outcome, config).detail if isinstance(outcome, at.Problem) else outcome
+            client = self.clients.get(config)
+            if served:
+                # The walk's news may be an interval old, and Airbyte cancels whatever the
+                # connection runs now: read the job itself before cancelling.
+                answer, served = self._clean(await client.get_job(spec.job_id), config), False
+            if wants_cancel(spec, watch.status, answer, now):
+                # The job was read running in this very step, so it is still the connection's job.
+                outcome = await client.cancel_job(spec.job_id)
+                cancelled = (
+                    self._clean(outcome, config).detail if isinstance(outcome, at.Problem) else outcome
+                )
         if watch.deleted:
             return None
         return decide(spec, watch.status, watch.failures, answer, now, generation, cancelled), spec, served

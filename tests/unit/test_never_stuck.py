@@ -235,3 +235,17 @@ async def test_in_list_mode_a_watch_learns_its_outcome_from_a_walk_not_its_own_r
     await h.run_for(31)
     assert status(h)["phase"] == "Succeeded" and h.airbyte.requests == 12
     assert h.reasons("w") == ["JobRunning", "JobSucceeded"]
+
+
+async def test_in_list_mode_a_cancel_at_the_deadline_reads_the_job_first() -> None:
+    """The walk's news may be an interval old, and Airbyte cancels whatever the connection runs
+    now: cancelling on that news could stop the connection's next job."""
+    h = Harness(poll_mode="list")
+    first = h.airbyte.add_job(7, "running", connection_id="c-1")
+    h.kube.create(NS, "w", {"jobId": 7, "pollInterval": "30s", "timeout": "60s", "cancelOnTimeout": True})
+    await h.run_for(45)
+    h.airbyte.move(first, "succeeded")
+    second = h.airbyte.add_job(8, "running", connection_id="c-1")  # someone else's sync
+    await h.run_for(20)  # the deadline's step comes before the next walk
+    assert second.status == "running" and h.airbyte.cancels == []
+    assert status(h)["phase"] == "Succeeded"
