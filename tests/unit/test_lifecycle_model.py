@@ -277,4 +277,4 @@ TestLifecycleListMode = LifecycleListMode.TestCase
 
 @pytest.mark.skipif(not os.environ.get("LIFECYCLE_REPORT"), reason="make fuzz prints its count")
 def test_report_examples() -> None:  # pragma: no cover - a line for `make fuzz`
-    print(f"\nlifecycle model: {EXAMPLES} examples of up to 30 steps each")
+    print(f"\nlifecycle model: {EXAMPLES} examples of up to 30 steps each, in each of the two poll modes")
