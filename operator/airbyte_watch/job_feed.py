@@ -180,7 +180,11 @@ class Feed:
                 continue
             last = self.monotonic()
             if self.jobs and self.watermark is not None:
-                await self.walk()
+                try:
+                    await self.walk()
+                except Exception:  # a bug, not an Airbyte fault: watches fall back to their GETs
+                    log.exception("Airbyte %s: the job list walk failed unexpectedly", self.host)
+                    self._failures += 1
 
     async def walk(self) -> None:
         """Read every job changed since the watermark and tell the watches whose job moved."""
