@@ -45,18 +45,25 @@ class PublicApiClient(AirbyteApi):
         jobs = await self._list(query)
         return jobs if isinstance(jobs, at.Problem) else sorted(jobs, key=lambda j: -j.job_id)
 
-    async def jobs_updated_since(self, start: float, offset: int = 0) -> list[at.Job] | at.Problem:
+    async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
         """One page of every job (of every connection these credentials see) updated at or after
         `start` (epoch seconds, Airbyte's clock), oldest update first: `GET /jobs?updatedAtStart=
-        &orderBy=updatedAt|ASC&limit=100&offset=`. A 403 means these credentials may not list."""
+        &orderBy=updatedAt|ASC&limit=100&offset=`, with Airbyte's clock when it answered. A 403
+        means these credentials may not list."""
         query = {"updatedAtStart": _iso(start), "orderBy": "updatedAt|ASC", "limit": str(LIST_LIMIT),
                  "offset": str(offset)}  # fmt: skip
-        return await self._list(query)
+        server_time: list[float] = []
+        jobs = await self._list(query, server_time)
+        return (
+            jobs if isinstance(jobs, at.Problem) else at.Page(jobs, server_time[0] if server_time else None)
+        )
 
-    async def _list(self, query: dict[str, str]) -> list[at.Job] | at.Problem:
+    async def _list(
+        self, query: dict[str, str], server_time: list[float] | None = None
+    ) -> list[at.Job] | at.Problem:
         """One page of `GET /jobs`. One unreadable entry spoils the page: adoption must not miss
         a job, nor a walk a change."""
-        answer = await self._call("GET", f"/jobs?{urlencode(query)}", job_read=False)
+        answer = await self._call("GET", f"/jobs?{urlencode(query)}", job_read=False, server_time=server_time)
         if isinstance(answer, at.Problem):
             return answer
         try:

@@ -32,6 +32,16 @@ MAX_REFRESH_MARGIN = 60.0
 DEFAULT_TOKEN_LIFETIME = 180.0
 
 
+def http_date(value: str | None) -> float | None:
+    """An HTTP date (the `Date` header) as epoch seconds; None when absent or bad."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def refresh_margin(lifetime: float) -> float:
     return min(MAX_REFRESH_MARGIN, lifetime / 3)
 
@@ -201,7 +211,14 @@ class AirbyteApi(abc.ABC):
     # --- one call ---------------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, *, job_read: bool, body: Any = None, writes: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        job_read: bool,
+        body: Any = None,
+        writes: bool = False,
+        server_time: list[float] | None = None,
     ) -> str | at.Problem:
         """One API call's body, or the Problem; a 401 with client credentials re-fetches the
         token once and retries. `writes`: the call changes something in Airbyte, so the
@@ -224,6 +241,10 @@ class AirbyteApi(abc.ABC):
                         return self._problem_for(
                             response.status, text, response.content_type, response.headers, job_read=job_read
                         )
+                    if server_time is not None:  # Airbyte's clock when it answered: its Date header
+                        when = http_date(response.headers.get("Date"))
+                        if when is not None:
+                            server_time.append(when)
                     return text
             raise AssertionError("unreachable")  # pragma: no cover
         except _AuthRejected as exc:

@@ -36,6 +36,14 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Page:
+    """One page of a job list, and Airbyte's clock when it answered (epoch seconds), if it said."""
+
+    jobs: list[Job]
+    server_time: float | None = None
+
+
+@dataclass(frozen=True)
 class Problem:
     """A poll that did not yield a job. `transient` problems are retried with backoff."""
 

@@ -5,9 +5,10 @@ Airbyte's public API lists jobs by `updatedAt` (`updatedAtStart`, `orderBy=updat
 `limit` 100), and a job's `updatedAt` moves with every status change (airbyte-platform's
 JobsController.listJobs and the job persistence behind it; tests/support/AIRBYTE.md). So:
 
-- The **watermark** is the newest `updatedAt` a walk has read: Airbyte's own clock, never ours.
-  The next walk starts `OVERLAP` seconds before it, since timestamps are whole seconds and a
-  row may commit a little after the time it carries.
+- The **watermark** is Airbyte's own clock, never ours: the `Date` of its answer to a walk's
+  first page (or the newest `updatedAt` read, if later). The next walk starts `OVERLAP` seconds
+  before it, since timestamps are whole seconds and a row may commit a little after the time
+  it carries.
 - A walk pages by **keyset**: the next page starts at the last row's `updatedAt` (rows read
   twice are harmless), so a job that changes while the walk runs moves ahead of the cursor and
   is read in the same walk; offset paging would shift unread rows past it instead. Only rows
@@ -46,7 +47,7 @@ LIST_PAGE = 100  # the page size the walks ask for (the server's largest)
 class JobLister(Protocol):
     async def get_job(self, job_id: int) -> at.Job | at.Problem: ...
 
-    async def jobs_updated_since(self, start: float, offset: int = 0) -> list[at.Job] | at.Problem: ...
+    async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem: ...
 
 
 @dataclass
@@ -191,14 +192,18 @@ class Feed:
         assert self.watermark is not None
         started = self.monotonic()
         start, offset, newest = self.watermark - OVERLAP, 0, self.watermark
+        server_time: float | None = None
         moved: set[Hashable] = set()
         for _ in range(MAX_PAGES):
-            page = await self.client.jobs_updated_since(start, offset)
+            answer = await self.client.jobs_updated_since(start, offset)
             self.pages += 1
-            self.on_page(self.host, page.kind if isinstance(page, at.Problem) else "ok")
-            if isinstance(page, at.Problem):
-                self._failed(page)
+            self.on_page(self.host, answer.kind if isinstance(answer, at.Problem) else "ok")
+            if isinstance(answer, at.Problem):
+                self._failed(answer)
                 return
+            if server_time is None:
+                server_time = answer.server_time
+            page = answer.jobs
             for job in page:
                 if job.updated is not None:
                     newest = max(newest, job.updated)
@@ -215,7 +220,11 @@ class Feed:
                 offset += LIST_PAGE  # a whole page of one timestamp: on within it
         recovered = self.problem is not None
         self.problem, self._failures = None, 0
-        self.watermark, self.walked_at = newest, started
+        # Airbyte's clock when it answered the first page: every later change carries a later
+        # time, so the next walk needs nothing older. Without it, a watermark made of updatedAt
+        # alone stands still while jobs run, and each walk would read every running job again.
+        self.watermark = max(newest, server_time) if server_time is not None else newest
+        self.walked_at = started
         self.walks += 1
         if recovered:
             moved.update(w for k in self.jobs.values() for w in k.watchers)

@@ -292,7 +292,7 @@ class MemoryAirbyte:
         return at.Job(job.job_id, job.status, job.job_type, job.connection_id, failure=job.failure,
                       updated=updated)  # fmt: skip
 
-    async def jobs_updated_since(self, start: float, offset: int = 0) -> list[at.Job] | at.Problem:
+    async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
         """GET /jobs?updatedAtStart&orderBy=updatedAt|ASC&limit=100&offset, as the server pages."""
         try:
             await self._enter()
@@ -303,7 +303,7 @@ class MemoryAirbyte:
             key=lambda j: (j.updated, j.job_id),
         )
         first = (offset // 100) * 100
-        return [self._as_job(j) for j in found[first : first + 100]]
+        return at.Page([self._as_job(j) for j in found[first : first + 100]], int(self.now().timestamp()))
 
     async def get_job(self, job_id: int) -> at.Job | at.Problem:
         try:
