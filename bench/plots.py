@@ -1,7 +1,9 @@
-"""PNG plots of one results file, written beside it."""
+"""PNG plots of one results file, written beside it: `python -m bench.plots FILE.json`."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,9 @@ def plot_all(document: dict[str, Any], results_file: Path) -> list[Path]:
     fig.savefig(latency, dpi=110)
     plt.close(fig)
     return [*paths, latency]
+
+
+if __name__ == "__main__":
+    results = Path(sys.argv[1])
+    for written in plot_all(json.loads(results.read_text()), results):
+        print(written)

@@ -266,11 +266,8 @@ def main() -> None:
     head, dirty = commit()
     started = datetime.datetime.now(datetime.UTC)
     began = time.monotonic()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="ajw-bench-") as tmp:
-        for n in opts.n or [1000]:
-            results.append(run_n(n, opts, Path(tmp)))
-    document = {
+    results: list[dict[str, Any]] = []
+    document: dict[str, Any] = {
         "date": started.strftime("%Y-%m-%d"),
         "started_at": started.isoformat(timespec="seconds"),
         "commit": head,
@@ -279,13 +276,18 @@ def main() -> None:
         "python": platform.python_version(),
         "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
-        "duration_s": round(time.monotonic() - began, 1),
         "results": results,
     }
     opts.out.mkdir(parents=True, exist_ok=True)
     out = opts.out / f"{document['date']}-{head}.json"
-    out.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"written to {out}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ajw-bench-") as tmp:
+        for n in opts.n or [1000]:
+            results.append(run_n(n, opts, Path(tmp)))
+            # Written after each N: a run cut short at a large N keeps what it measured.
+            document["complete"] = len(results) == len(opts.n or [1000])
+            document["duration_s"] = round(time.monotonic() - began, 1)
+            out.write_text(json.dumps(document, indent=1) + "\n")
+            print(f"written to {out}", flush=True)
     from bench.plots import plot_all  # matplotlib: the optional `bench` extra
 
     for path in plot_all(document, out):
