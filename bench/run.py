@@ -33,7 +33,6 @@ from tests.support.controlplane import ROOT, ControlPlane, running
 
 FIRST_ID = 100_000
 RESULTS = ROOT / "bench" / "results"
-FLOOR_NS = "floor"
 
 
 def machine() -> dict[str, Any]:
@@ -103,7 +102,7 @@ async def create_watches(
         await asyncio.gather(*(one(ns, i) for ns in namespaces for i in range(n)))
 
 
-def run_floor(plane: ControlPlane, fake: FakeProcess, args: list[str]) -> dict[str, Any]:
+def run_floor(plane: ControlPlane, namespace: str, fake: FakeProcess, args: list[str]) -> dict[str, Any]:
     spawned = time.time()
     done = subprocess.run(
         [
@@ -113,7 +112,7 @@ def run_floor(plane: ControlPlane, fake: FakeProcess, args: list[str]) -> dict[s
             "--kubeconfig",
             str(plane.kubeconfig),
             "--namespace",
-            FLOOR_NS,
+            namespace,
             "--airbyte",
             fake.api,
             "--fake",
@@ -128,6 +127,56 @@ def run_floor(plane: ControlPlane, fake: FakeProcess, args: list[str]) -> dict[s
         raise RuntimeError(f"the floor failed: {done.stderr[-3000:]}")
     result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
     result["spawned_at"] = spawned
+    return result
+
+
+def run_mode(
+    plane: ControlPlane,
+    ns: str,
+    n: int,
+    mode: str,
+    opts: argparse.Namespace,
+    settings: Settings,
+    schedule: list[dict[str, Any]],
+    folder: Path,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The operator's run in one poll mode, then the floor's on the same watches."""
+    jobs_file, schedule_file = folder / f"jobs-{n}.json", folder / f"schedule-{n}.json"
+    t = time.monotonic()
+    fake = FakeProcess(jobs_file)
+    secret = json.dumps({"stringData": {"url": fake.api}})
+    plane.kubectl("-n", ns, "patch", "secret", "airbyte-default", "--type=merge", "-p", secret)
+    print(f"[n={n}] operator, --poll-mode {mode}...", flush=True)
+    try:
+        operator = OperatorRun(plane, ns, n, mode, folder, fake, settings).run(schedule)
+    finally:
+        stderr = fake.stop()
+    operator["fake_stderr"] = stderr[-2000:]
+    timings[f"operator_{mode}_s"] = round(time.monotonic() - t, 1)
+    print(
+        f"[n={n}] operator {mode}: cold {operator['cold']['seconds']}s, restart "
+        f"{operator['restart']['seconds']}s, p99 {operator['detection_p99_s']}s, "
+        f"peak {operator['peak_rss_mib']} MiB ({timings[f'operator_{mode}_s']}s)",
+        flush=True,
+    )
+
+    t = time.monotonic()
+    fake = FakeProcess(jobs_file)
+    print(f"[n={n}] floor, {mode}...", flush=True)
+    args = ["--mode", mode, "--interval", str(opts.interval), "--steady", str(opts.steady),
+            "--schedule", str(schedule_file), "--concurrency", str(opts.floor_concurrency)]  # fmt: skip
+    try:
+        floor = run_floor(plane, ns, fake, args)
+        floor["fake_requests"] = fake.stats()["byKind"]
+    finally:
+        fake.stop()
+    floor["cold"]["seconds_from_spawn"] = round(floor["cold"]["ended_at"] - floor["spawned_at"], 2)
+    timings[f"floor_{mode}_s"] = round(time.monotonic() - t, 1)
+    result = {"operator": operator, "floor": floor, "ratios": ratios(operator, floor)}
+    print(
+        f"[n={n}] floor {mode}: cold {floor['cold']['seconds_from_spawn']}s; {result['ratios']}", flush=True
+    )
     return result
 
 
@@ -150,75 +199,31 @@ def run_n(n: int, opts: argparse.Namespace, folder: Path) -> dict[str, Any]:
     with running() as plane:
         namespaces = [f"op-{mode}" for mode in opts.modes]
         t = time.monotonic()
-        print(f"[n={n}] creating {n} watches in each of {[*namespaces, FLOOR_NS]}...", flush=True)
-        # Each mode's Secret gets the URL of that mode's fake when the mode starts.
-        asyncio.run(create_watches(plane, [*namespaces, FLOOR_NS], n, opts.interval, "http://unset"))
+        print(f"[n={n}] creating {n} watches in each of {namespaces}...", flush=True)
+        # Each mode's Secret gets the URL of that mode's fake when the mode starts. The floor
+        # writes to the same watches once the operator has stopped: the same objects, no more
+        # to create.
+        asyncio.run(create_watches(plane, namespaces, n, opts.interval, "http://unset"))
         timings["create_watches_s"] = round(time.monotonic() - t, 1)
 
+        for mode, ns in zip(opts.modes, namespaces, strict=True):
+            try:
+                entry["modes"][mode] = run_mode(plane, ns, n, mode, opts, settings, schedule, folder, timings)
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                # One mode failing (the operator exited, a phase never ended) keeps the others.
+                entry.setdefault("errors", {})[mode] = str(exc)[-2000:]
+                print(f"[n={n}] {mode} failed: {exc}", flush=True)
+
+        # Last, when no watch of this N still needs a fresh status: the API server's write limit.
         t = time.monotonic()
         fake = FakeProcess(jobs_file)
-        entry["write_limit"] = run_floor(
-            plane, fake, ["--sweep", opts.sweep, "--sweep-writes", str(min(4000, 2 * n))]
-        )
+        sweep = ["--sweep", opts.sweep, "--sweep-writes", str(min(4000, 2 * n))]
+        entry["write_limit"] = run_floor(plane, namespaces[0], fake, sweep)
         fake.stop()
         timings["write_limit_s"] = round(time.monotonic() - t, 1)
         print(
             f"[n={n}] API server write limit: {entry['write_limit']['writes_per_second_max']}/s", flush=True
         )
-
-        for mode, ns in zip(opts.modes, namespaces, strict=True):
-            t = time.monotonic()
-            fake = FakeProcess(jobs_file)
-            plane.kubectl(
-                "-n",
-                ns,
-                "patch",
-                "secret",
-                "airbyte-default",
-                "--type=merge",
-                "-p",
-                json.dumps({"stringData": {"url": fake.api}}),
-            )
-            print(f"[n={n}] operator, --poll-mode {mode}...", flush=True)
-            operator = OperatorRun(plane, ns, n, mode, folder, fake, settings).run(schedule)
-            operator["fake_stderr"] = fake.stop()[-2000:]
-            timings[f"operator_{mode}_s"] = round(time.monotonic() - t, 1)
-            print(
-                f"[n={n}] operator {mode}: cold {operator['cold']['seconds']}s, restart "
-                f"{operator['restart']['seconds']}s, p99 {operator['detection_p99_s']}s, "
-                f"peak {operator['peak_rss_mib']} MiB ({timings[f'operator_{mode}_s']}s)",
-                flush=True,
-            )
-
-            t = time.monotonic()
-            fake = FakeProcess(jobs_file)
-            print(f"[n={n}] floor, {mode}...", flush=True)
-            floor = run_floor(
-                plane,
-                fake,
-                [
-                    "--mode",
-                    mode,
-                    "--interval",
-                    str(opts.interval),
-                    "--steady",
-                    str(opts.steady),
-                    "--schedule",
-                    str(schedule_file),
-                    "--concurrency",
-                    str(opts.floor_concurrency),
-                ],
-            )
-            floor["fake_requests"] = fake.stats()["byKind"]
-            fake.stop()
-            floor["cold"]["seconds_from_spawn"] = round(floor["cold"]["ended_at"] - floor["spawned_at"], 2)
-            timings[f"floor_{mode}_s"] = round(time.monotonic() - t, 1)
-            entry["modes"][mode] = {"operator": operator, "floor": floor, "ratios": ratios(operator, floor)}
-            print(
-                f"[n={n}] floor {mode}: cold {floor['cold']['seconds_from_spawn']}s; ratios "
-                f"{entry['modes'][mode]['ratios']}",
-                flush=True,
-            )
     timings["total_s"] = round(time.monotonic() - began, 1)
     entry["durations"] = timings
     return entry
@@ -226,8 +231,10 @@ def run_n(n: int, opts: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 def ratios(operator: dict[str, Any], floor: dict[str, Any]) -> dict[str, float | None]:
     floor_cpu = floor["cold"]["cpu_seconds"] + floor["steady"]["cpu_seconds"] + floor["finish"]["cpu_seconds"]
+    steady = floor["steady"]["cpu_seconds"]
     return {
         "cpu_all_in": round(operator["cpu_all_in_seconds"] / floor_cpu, 2) if floor_cpu else None,
+        "cpu_steady": round(operator["steady"]["cpu_seconds"] / steady, 2) if steady else None,
         "cold_start": round(operator["cold"]["seconds"] / floor["cold"]["seconds_from_spawn"], 2),
         "floor_cpu_all_in_seconds": round(floor_cpu, 2),
     }
