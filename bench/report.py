@@ -89,6 +89,13 @@ ROWS: list[tuple[str, Callable[[Column], str]]] = [
     ),
     ("  ratio to the floor", lambda c: fmt(c[2]["ratios"]["cpu_all_in"], "×", 2)),
     (
+        "  of which steady polling, no writes (ratio to the floor)",
+        lambda c: (
+            f"{fmt(_op(c)['steady']['cpu_seconds'], 's', 2)} "
+            f"({fmt(c[2]['ratios'].get('cpu_steady'), '×', 2)})"
+        ),
+    ),
+    (
         "Kubernetes writes per watch (minimum)",
         lambda c: (
             f"{fmt(_op(c)['k8s_writes_per_watch'], digits=2)} "
@@ -156,10 +163,23 @@ def render(document: dict[str, Any], results_path: str) -> str:
         "|---|" + "---|" * len(cols),
     ]
     for label, cell in ROWS:
-        out.append(
-            f"| {label} | " + " | ".join(cell(c, document["settings"]["interval"]) for c in cols) + " |"
-        )
-    out += ["", "Targets of issue #12 (one replica, 30 s interval):", "", *targets(document), ""]
+        out.append(f"| {label} | " + " | ".join(cell(c) for c in cols) + " |")
+    interval = document["settings"]["interval"]
+    out += ["", f"Targets of issue #12 (one replica, {interval:g} s interval):", "", *targets(document), ""]
+    problems = [
+        f"- N = {e['n']:,}, `--poll-mode {mode}` failed: {text.splitlines()[0]}"
+        for e in document["results"]
+        for mode, text in e.get("errors", {}).items()
+    ]
+    problems += [
+        f"- N = {e['n']:,}, `--poll-mode {mode}`: the fake saw a contract violation: "
+        f"{m['operator']['fake_stderr'].splitlines()[0]}"
+        for e, mode, m in cols
+        if m["operator"].get("fake_stderr", "").strip()
+    ]
+    if not document.get("complete", True):
+        problems.append("- The run stopped before its last N; the columns above are what it measured.")
+    out += [*problems, ""] if problems else []
     for name, title in (("rss", "Peak RSS against N"), ("cpu", "All-in CPU against N, operator and floor"),
                         ("requests", "Airbyte requests per second against N"),
                         ("latency", "Detection latency distribution")):  # fmt: skip
