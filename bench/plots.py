@@ -23,7 +23,12 @@ def modes(document: dict[str, Any]) -> list[str]:
 
 
 def _against_n(
-    document: dict[str, Any], path: Path, title: str, ylabel: str, lines: list[tuple[str, Any]]
+    document: dict[str, Any],
+    path: Path,
+    title: str,
+    ylabel: str,
+    lines: list[tuple[str, Any]],
+    log_y: bool = False,
 ) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, pick in lines:
@@ -31,6 +36,8 @@ def _against_n(
             xs, ys = series(document, mode, pick)
             ax.plot(xs, ys, marker="o", label=f"{label}, --poll-mode {mode}")
     ax.set_xscale("log")
+    if log_y:  # figures that grow with N span orders of magnitude
+        ax.set_yscale("log")
     ax.set_xlabel("watches (N)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -61,6 +68,7 @@ def plot_all(document: dict[str, Any], results_file: Path) -> list[Path]:
                 ("operator", lambda m: m["operator"]["cpu_all_in_seconds"]),
                 ("floor", lambda m: m["ratios"]["floor_cpu_all_in_seconds"]),
             ],
+            log_y=True,
         ),
         _against_n(
             document,
@@ -68,6 +76,7 @@ def plot_all(document: dict[str, Any], results_file: Path) -> list[Path]:
             "Airbyte requests per second, all jobs running",
             "requests/s",
             [("operator", lambda m: m["operator"]["steady"]["requests_per_second"])],
+            log_y=True,
         ),
     ]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
