@@ -106,6 +106,7 @@ ROWS: list[tuple[str, Callable[[Column], str]]] = [
         "API server write limit (best concurrency)",
         lambda c: f"{fmt(c[0]['write_limit']['writes_per_second_max'], '/s', 0)} (c={_best(c[0])})",
     ),
+    ("operator's --max-requests-per-second", lambda c: fmt(c[0]["budget_rps"], digits=0)),
     ("floor's cold-start write rate", lambda c: fmt(c[2]["floor"]["cold"]["writes_per_second"], "/s", 0)),
     (
         "wall time of this column (operator + floor)",
@@ -155,7 +156,9 @@ def render(document: dict[str, Any], results_path: str) -> str:
         + f", {machine['cpu_model']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
         f"Python {document['python']}; `{document['command']}`; "
         f"{document['settings']['interval']:g} s poll interval, jobs ending "
-        f"{document['settings']['job_min']:g}–{document['settings']['job_max']:g} s into the finish phase; "
+        f"{document['settings']['job_min']:g}–{document['settings']['job_max']:g} s into the finish phase, "
+        f"operator `--startup-spread` "
+        f"{'default' if document['settings']['spread'] is None else document['settings']['spread']}; "
         f"took {document['duration_s'] / 60:.1f} min ({durations}). "
         f"Raw figures: [`{results_path}`]({results_path}).",
         "",

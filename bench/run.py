@@ -262,7 +262,9 @@ def main() -> None:
         default=0.0,
         help="--max-requests-per-second (default: 3 x N / interval, at least 600)",
     )
-    parser.add_argument("--spread", type=float, default=15.0, help="--startup-spread, seconds")
+    parser.add_argument(
+        "--spread", type=float, default=None, help="the operator's --startup-spread (default: the operator's)"
+    )
     parser.add_argument("--concurrency", type=int, default=256, help="the operator's --concurrency")
     parser.add_argument("--floor-concurrency", type=int, default=64, help="the floor's writes in flight")
     parser.add_argument("--sweep", default="1,8,32,128", help="concurrencies for the write-limit measurement")

@@ -29,7 +29,7 @@ class Settings:
     interval: float
     steady: float
     budget: float
-    spread: float
+    spread: float | None  # None: the operator's default
     concurrency: int
 
 
@@ -66,7 +66,7 @@ class OperatorRun:
             f"--poll-mode={mode}",
             f"--max-requests-per-second={settings.budget:g}",
             f"--concurrency={settings.concurrency}",
-            f"--startup-spread={settings.spread:g}",
+            *([f"--startup-spread={settings.spread:g}"] if settings.spread is not None else []),
         ]
         self.operator = OperatorProcess(plane, folder / f"operator-{namespace}.log", args)
 
@@ -144,7 +144,7 @@ class OperatorRun:
         try:
             stepped: float | None = self.wait(
                 lambda: self.fake.stats(since=restarted).get("jobsServedSince", 0) >= n,
-                60 + 4 * s.interval + s.spread + n / 100,
+                60 + 4 * s.interval + (s.spread or 0) + n / 100,
                 "restart",
             )
         except TimeoutError:
