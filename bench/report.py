@@ -104,7 +104,11 @@ ROWS: list[tuple[str, Callable[[Column], str]]] = [
     ),
     (
         "API server write limit (best concurrency)",
-        lambda c: f"{fmt(c[0]['write_limit']['writes_per_second_max'], '/s', 0)} (c={_best(c[0])})",
+        lambda c: (
+            f"{fmt(c[0]['write_limit']['writes_per_second_max'], '/s', 0)} (c={_best(c[0])})"
+            if "write_limit" in c[0]
+            else "n/a"
+        ),
     ),
     ("operator's --max-requests-per-second", lambda c: fmt(c[0]["budget_rps"], digits=0)),
     ("floor's cold-start write rate", lambda c: fmt(c[2]["floor"]["cold"]["writes_per_second"], "/s", 0)),
@@ -148,7 +152,10 @@ def render(document: dict[str, Any], results_path: str) -> str:
     cols = columns(document)
     stem = results_path.removesuffix(".json")
     durations = ", ".join(
-        f"N = {e['n']:,}: {e['durations']['total_s'] / 60:.1f} min" for e in document["results"]
+        f"N = {e['n']:,}: {e['durations']['total_s'] / 60:.1f} min"
+        if "total_s" in e["durations"]
+        else f"N = {e['n']:,}: cut short"
+        for e in document["results"]
     )
     out = [
         f"Latest run: {document['date']}, commit `{document['commit']}`"
@@ -181,7 +188,8 @@ def render(document: dict[str, Any], results_path: str) -> str:
         if m["operator"].get("fake_stderr", "").strip()
     ]
     if not document.get("complete", True):
-        problems.append("- The run stopped before its last N; the columns above are what it measured.")
+        asked = ", ".join(f"{n:,}" for n in document["settings"]["n"])
+        problems.append(f"- The run (N = {asked}) was cut short; the columns above are what it measured.")
     out += [*problems, ""] if problems else []
     for name, title in (("rss", "Peak RSS against N"), ("cpu", "All-in CPU against N, operator and floor"),
                         ("requests", "Airbyte requests per second against N"),

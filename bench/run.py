@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,8 @@ def run_mode(
     return result
 
 
-def run_n(n: int, opts: argparse.Namespace, folder: Path) -> dict[str, Any]:
+def run_n(n: int, opts: argparse.Namespace, folder: Path, save: Callable[[dict[str, Any]], None]) -> None:
+    """Measure one N; `save(entry)` after each mode, so a run cut short keeps what it measured."""
     timings: dict[str, float] = {}
     began = time.monotonic()
     schedule = job_schedule(n, opts.job_min, opts.job_max, opts.seed)
@@ -195,6 +197,8 @@ def run_n(n: int, opts: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "budget_rps": budget,
         "minimum_writes_per_watch": minimum_writes(schedule) / n,
         "modes": {},
+        "durations": timings,
+        "complete": False,
     }
     with running() as plane:
         namespaces = [f"op-{mode}" for mode in opts.modes]
@@ -209,6 +213,7 @@ def run_n(n: int, opts: argparse.Namespace, folder: Path) -> dict[str, Any]:
         for mode, ns in zip(opts.modes, namespaces, strict=True):
             try:
                 entry["modes"][mode] = run_mode(plane, ns, n, mode, opts, settings, schedule, folder, timings)
+                save(entry)
             except (RuntimeError, TimeoutError, OSError) as exc:
                 # One mode failing (the operator exited, a phase never ended) keeps the others.
                 entry.setdefault("errors", {})[mode] = str(exc)[-2000:]
@@ -225,8 +230,8 @@ def run_n(n: int, opts: argparse.Namespace, folder: Path) -> dict[str, Any]:
             f"[n={n}] API server write limit: {entry['write_limit']['writes_per_second_max']}/s", flush=True
         )
     timings["total_s"] = round(time.monotonic() - began, 1)
-    entry["durations"] = timings
-    return entry
+    entry["complete"] = True
+    save(entry)
 
 
 def ratios(operator: dict[str, Any], floor: dict[str, Any]) -> dict[str, float | None]:
@@ -272,6 +277,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and the plots")
     opts = parser.parse_args()
     opts.modes = opts.modes or ["get", "list"]
+    opts.n = opts.n or [1000]
     head, dirty = commit()
     started = datetime.datetime.now(datetime.UTC)
     began = time.monotonic()
@@ -289,14 +295,18 @@ def main() -> None:
     }
     opts.out.mkdir(parents=True, exist_ok=True)
     out = opts.out / f"{document['date']}-{head}.json"
+
+    def save(entry: dict[str, Any]) -> None:
+        if entry not in results:
+            results.append(entry)
+        document["complete"] = len(results) == len(opts.n) and all(e["complete"] for e in results)
+        document["duration_s"] = round(time.monotonic() - began, 1)
+        out.write_text(json.dumps(document, indent=1) + "\n")
+        print(f"written to {out}", flush=True)
+
     with tempfile.TemporaryDirectory(prefix="ajw-bench-") as tmp:
-        for n in opts.n or [1000]:
-            results.append(run_n(n, opts, Path(tmp)))
-            # Written after each N: a run cut short at a large N keeps what it measured.
-            document["complete"] = len(results) == len(opts.n or [1000])
-            document["duration_s"] = round(time.monotonic() - began, 1)
-            out.write_text(json.dumps(document, indent=1) + "\n")
-            print(f"written to {out}", flush=True)
+        for n in opts.n:
+            run_n(n, opts, Path(tmp), save)
     from bench.plots import plot_all  # matplotlib: the optional `bench` extra
 
     for path in plot_all(document, out):
