@@ -43,6 +43,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def iso_epoch(text: str) -> float:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def stamp(at: float) -> str:
     return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -117,7 +121,9 @@ class Floor:
         self.requests: Counter[str] = Counter()
         self.writes = 0
         self.limit = asyncio.Semaphore(args.concurrency)
-        self.watermark = time.time() - OVERLAP
+        # Airbyte's own timestamps, never this clock: past the newest job start seen, until a
+        # finished job's lastUpdatedAt moves it.
+        self.watermark = 0.0
 
     async def get_job(self, job_id: int) -> dict[str, Any]:
         self.requests["job_get"] += 1
@@ -138,6 +144,8 @@ class Floor:
     async def first(self, job_id: int) -> None:
         async with self.limit:
             job = await self.get_job(job_id)
+            # startTime has whole seconds: a job started at S was updated at S or later.
+            self.watermark = max(self.watermark, iso_epoch(job["startTime"]) + 1)
             await self.write(self.watches[job_id], job, "JobRunning", "Running", 1)
 
     async def finished(self, job: dict[str, Any]) -> None:
@@ -175,8 +183,7 @@ class Floor:
                 rows = (await answer.json())["data"]
             for row in rows:
                 if row.get("lastUpdatedAt"):
-                    seen = datetime.datetime.fromisoformat(row["lastUpdatedAt"].replace("Z", "+00:00"))
-                    self.watermark = max(self.watermark, seen.timestamp() - OVERLAP)
+                    self.watermark = max(self.watermark, iso_epoch(row["lastUpdatedAt"]) - OVERLAP)
                 tasks.append(asyncio.create_task(self.finished(row)))
             if len(rows) < PAGE:
                 break

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 
 
 def series(document: dict[str, Any], mode: str, pick: Any) -> tuple[list[int], list[float]]:
-    points = [(r["n"], pick(r["modes"][mode])) for r in document["results"] if mode in r["modes"]]
+    points = sorted((r["n"], pick(r["modes"][mode])) for r in document["results"] if mode in r["modes"])
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -80,7 +80,7 @@ def plot_all(document: dict[str, Any], results_file: Path) -> list[Path]:
         ),
     ]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for r in document["results"]:
+    for r in sorted(document["results"], key=lambda r: r["n"]):
         for mode, m in sorted(r["modes"].items()):
             cdf = m["operator"]["detection_percentiles_s"]
             if cdf:

@@ -120,7 +120,8 @@ ROWS: list[tuple[str, Callable[[Column], str]]] = [
 
 
 def columns(document: dict[str, Any]) -> list[Column]:
-    return [(entry, mode, m) for entry in document["results"] for mode, m in sorted(entry["modes"].items())]
+    by_n = sorted(document["results"], key=lambda e: e["n"])
+    return [(entry, mode, m) for entry in by_n for mode, m in sorted(entry["modes"].items())]
 
 
 def targets(document: dict[str, Any]) -> list[str]:

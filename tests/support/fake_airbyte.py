@@ -131,14 +131,13 @@ class RequestCounts:
             self.rows_listed += len(rows)
 
     def summary(self, jobs: Iterable[FakeJob], since: float | None) -> dict[str, Any]:
-        jobs = list(jobs)
+        """Read-only: no job's script is advanced by asking."""
         body: dict[str, Any] = {
             "requests": sum(self.by_kind.values()),
             "byKind": dict(self.by_kind),
             "rowsListed": self.rows_listed,
-            "jobsKnown": len(jobs),
+            "jobsKnown": sum(1 for _ in jobs),
             "jobsServed": len(self.last_served),
-            "jobsFinal": sum(1 for j in jobs if j.peek() in FINAL),
         }
         if since is not None:
             body["jobsServedSince"] = sum(1 for t in self.last_served.values() if t >= since)
