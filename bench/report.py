@@ -8,6 +8,7 @@ Every figure comes from the file; nothing here is typed by hand except the issue
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -148,6 +149,18 @@ def targets(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+def marginal_rss(document: dict[str, Any]) -> list[str]:
+    """RSS per added watch between consecutive N of one mode: the per-watch cost without the base."""
+    lines = []
+    for mode in sorted({mode for e in document["results"] for mode in e["modes"]}):
+        points = sorted((e["n"], e["modes"][mode]["operator"]["peak_rss_mib"])
+                        for e in document["results"] if mode in e["modes"])  # fmt: skip
+        for (n1, r1), (n2, r2) in itertools.pairwise(points):
+            kib = (r2 - r1) * 1024 / (n2 - n1)
+            lines.append(f"- `--poll-mode {mode}`: {kib:.1f} KiB per watch added from N = {n1:,} to {n2:,}")
+    return lines
+
+
 def render(document: dict[str, Any], results_path: str) -> str:
     machine = document["machine"]
     cols = columns(document)
@@ -176,6 +189,8 @@ def render(document: dict[str, Any], results_path: str) -> str:
     for label, cell in ROWS:
         out.append(f"| {label} | " + " | ".join(cell(c) for c in cols) + " |")
     interval = document["settings"]["interval"]
+    if marginal := marginal_rss(document):
+        out += ["", "Peak RSS per watch added (the base process left out):", "", *marginal]
     out += ["", f"Targets of issue #12 (one replica, {interval:g} s interval):", "", *targets(document), ""]
     problems = [
         f"- N = {e['n']:,}, `--poll-mode {mode}` failed: {text.splitlines()[0]}"
