@@ -34,7 +34,8 @@ def _against_n(
     for label, pick in lines:
         for mode in modes(document):
             xs, ys = series(document, mode, pick)
-            ax.plot(xs, ys, marker="o", label=f"{label}, --poll-mode {mode}")
+            style = "--" if label == "floor" else "-"  # the floor dashed, under the operator
+            ax.plot(xs, ys, style, marker="o", label=f"{label}, --poll-mode {mode}")
     ax.set_xscale("log")
     if log_y:  # figures that grow with N span orders of magnitude
         ax.set_yscale("log")
@@ -75,7 +76,15 @@ def plot_all(document: dict[str, Any], results_file: Path) -> list[Path]:
             Path(f"{stem}-requests.png"),
             "Airbyte requests per second, all jobs running",
             "requests/s",
-            [("operator", lambda m: m["operator"]["steady"]["requests_per_second"])],
+            [
+                ("operator", lambda m: m["operator"]["steady"]["requests_per_second"]),
+                (
+                    "floor",
+                    lambda m: (
+                        sum(m["floor"]["steady"]["requests"].values()) / m["floor"]["steady"]["seconds"]
+                    ),
+                ),
+            ],
             log_y=True,
         ),
     ]
