@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -245,6 +246,10 @@ def ratios(operator: dict[str, Any], floor: dict[str, Any]) -> dict[str, float |
     }
 
 
+def stop(signum: int, _: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, action="append", help="watches (repeatable; default 1000)")
@@ -276,6 +281,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and the plots")
     opts = parser.parse_args()
+    # Stopped by SIGTERM or SIGINT (ignored by default in a background job), it still stops the
+    # operator, the fakes and the control plane on its way out.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     opts.modes = opts.modes or ["get", "list"]
     opts.n = opts.n or [1000]
     head, dirty = commit()
