@@ -2,7 +2,7 @@
 
 The control plane logs every write to AirbyteJobWatches, their status and Events (level
 Metadata). Reading the whole file on every look costs seconds at 50,000 watches, so this keeps
-its place and reads only new lines.
+its place and reads only new lines, across the API server's rotations of the file.
 """
 
 from __future__ import annotations
@@ -32,12 +32,24 @@ class AuditTail:
     watches: dict[str, WatchWrites] = field(default_factory=dict)
     refused: int = 0  # writes the API server answered with 4xx/5xx (409s of repeated Events included)
     _offset: int = 0
+    _inode: int = 0
     _partial: bytes = b""
 
     def read(self) -> None:
         if not self.path.exists():
             return
-        with self.path.open("rb") as f:
+        inode = self.path.stat().st_ino
+        if self._inode and inode != self._inode:
+            # The API server rotated the log (at 100 MB): finish the old file, then start the new one.
+            rotated = [f for f in self.path.parent.glob("audit-*.log") if f.stat().st_ino == self._inode]
+            if rotated:
+                self._read_from(rotated[0])
+            self._offset, self._partial = 0, b""
+        self._inode = inode
+        self._read_from(self.path)
+
+    def _read_from(self, path: Path) -> None:
+        with path.open("rb") as f:
             f.seek(self._offset)
             chunk = f.read()
         self._offset += len(chunk)
