@@ -38,8 +38,11 @@ fuzz: $(VENV)/.installed
 	LIFECYCLE_EXAMPLES=$${LIFECYCLE_EXAMPLES:-10000} LIFECYCLE_REPORT=1 \
 		$(PY) -m pytest -s -p no:cacheprovider tests/unit/test_lifecycle_model.py
 
+# The scale benchmark (bench/run.py): both poll modes and the floor; N=50,000 takes the longest.
+# `make bench N="1000 10000"` for fewer; then `python -m bench.report bench/results/<file>.json`.
 bench: $(VENV)/.installed controlplane
-	$(PY) -m bench.run $(if $(N),$(foreach n,$(N),--n $(n)),--n 1000 --n 10000)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	nice $(PY) -m bench.run $(if $(N),$(foreach n,$(N),--n $(n)),--n 1000 --n 10000 --n 50000)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check operator tests bench

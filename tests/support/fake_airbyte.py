@@ -93,6 +93,62 @@ def bad_request(message: str) -> web.Response:
     )
 
 
+class RequestCounts:
+    """Airbyte requests by kind, and when each job was last served to the client (a GET of it or
+    a row of a list): what the benchmark reads from /_fake/stats."""
+
+    KINDS = ("token", "job_get", "job_list", "other")
+
+    def __init__(self) -> None:
+        self.by_kind = dict.fromkeys(self.KINDS, 0)
+        self.last_served: dict[int, float] = {}
+        self.rows_listed = 0
+
+    @staticmethod
+    def kind(prefix: str, method: str, path: str) -> str:
+        if method == "POST" and path == f"{prefix}/applications/token":
+            return "token"
+        if method == "GET" and path == f"{prefix}/jobs":
+            return "job_list"
+        if method == "GET" and path.startswith(f"{prefix}/jobs/"):
+            return "job_get"
+        return "other"
+
+    def served(self, body: Any) -> None:
+        """Note the jobs of a 200 answer (a job, or a page of jobs) as served now."""
+        try:
+            answer = json.loads(body) if isinstance(body, bytes) else None
+        except ValueError:
+            return
+        if not isinstance(answer, dict):
+            return
+        rows = answer["data"] if isinstance(answer.get("data"), list) else [answer]
+        now = time.time()
+        for row in rows:
+            if isinstance(row, dict) and isinstance(row.get("jobId"), int):
+                self.last_served[row["jobId"]] = now
+        if "data" in answer:
+            self.rows_listed += len(rows)
+
+    def summary(self, jobs: Iterable[FakeJob], since: float | None) -> dict[str, Any]:
+        """Read-only: no job's script is advanced by asking."""
+        body: dict[str, Any] = {
+            "requests": sum(self.by_kind.values()),
+            "byKind": dict(self.by_kind),
+            "rowsListed": self.rows_listed,
+            "jobsKnown": sum(1 for _ in jobs),
+            "jobsServed": len(self.last_served),
+        }
+        if since is not None:
+            body["jobsServedSince"] = sum(1 for t in self.last_served.values() if t >= since)
+        return body
+
+
+def scripted_end(entry: dict[str, Any]) -> list[Step]:
+    """A job of a jobs file: running until `finishAt` (epoch seconds), then its `final` status."""
+    return [Step("running", until=entry["finishAt"]), Step(entry.get("final", "succeeded"))]
+
+
 NOT_RUNNING = {"message": "Job is not currently running"}
 UNAUTHORIZED = ("invalid-api-key", "The API key in the Authorization header is invalid.")
 
@@ -130,6 +186,8 @@ class FakeAirbyte:
         self.requests: list[Recorded] = []
         self.violations: list[str] = []
         self.lock = threading.Lock()
+        self.keep_requests = True  # False: count requests only (a long benchmark would fill memory)
+        self.counts = RequestCounts()
 
     # --- scripting from tests ---------------------------------------------------------------
 
@@ -195,20 +253,26 @@ class FakeAirbyte:
         app.router.add_post("/api/v1/jobs/list", self._config_list_jobs)
         app.router.add_get(f"{p}/health", self._health)
         app.router.add_get("/_fake/stats", self._stats)
+        app.router.add_post("/_fake/jobs", self._load_jobs)
         return app
 
     @web.middleware
     async def _record_and_fault(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/_fake/"):
+            return await handler(request)  # the harness's own calls: not Airbyte traffic
+        kind = self.counts.kind(self.prefix, request.method, request.path)
         with self.lock:
-            self.requests.append(
-                Recorded(
-                    request.method,
-                    request.path,
-                    request.headers.get("Authorization"),
-                    time.monotonic(),
-                    request.headers.get("User-Agent", ""),
+            self.counts.by_kind[kind] += 1
+            if self.keep_requests:
+                self.requests.append(
+                    Recorded(
+                        request.method,
+                        request.path,
+                        request.headers.get("Authorization"),
+                        time.monotonic(),
+                        request.headers.get("User-Agent", ""),
+                    )
                 )
-            )
             fault = next(
                 (
                     f
@@ -240,6 +304,8 @@ class FakeAirbyte:
         answer = await (self._faulty(request, fault, handler) if fault is not None else handler(request))
         if checks is not None and isinstance(answer, web.Response):
             self._check_answer(request, answer, checks[1])
+        if kind in ("job_get", "job_list") and isinstance(answer, web.Response) and answer.status == 200:
+            self.counts.served(answer.body)
         return answer
 
     async def _request_body(self, request: web.Request) -> Any:
@@ -501,14 +567,38 @@ class FakeAirbyte:
         return web.Response(text="Successful operation")
 
     async def _stats(self, request: web.Request) -> web.Response:
-        """Per-job poll counts and times, for the benchmark (which runs this in its own process)."""
+        """Requests by kind, and how many jobs the client was told about, for the benchmark (which
+        runs the fake in its own process). `?since=EPOCH`: also how many jobs were served (in a
+        GET or a list row) at or after that time; `?jobs=1`: also each job's figures."""
+        since = float(request.query["since"]) if "since" in request.query else None
         with self.lock:
-            jobs = {
-                str(j.job_id): {"gets": j.gets, "firstGet": j.first_get, "finalSeen": j.final_at}
-                for j in self.jobs.values()
-            }
-            total = len(self.requests)
-        return json_answer({"requests": total, "jobs": jobs})
+            body = self.counts.summary(self.jobs.values(), since)
+            if request.query.get("jobs"):
+                body["jobs"] = {
+                    str(j.job_id): {
+                        "gets": j.gets,
+                        "firstGet": j.first_get,
+                        "finalSeen": j.final_at,
+                        "served": self.counts.last_served.get(j.job_id),
+                    }
+                    for j in self.jobs.values()
+                }
+        return json_answer(body)
+
+    async def _load_jobs(self, request: web.Request) -> web.Response:
+        """POST /_fake/jobs: the --jobs-file loader over HTTP, so a benchmark can say when jobs end
+        once its watches are running. A job already here keeps its status history and is only
+        re-timed: it runs until the new `finishAt`, then takes the new `final` status."""
+        entries = await request.json()
+        with self.lock:
+            for entry in entries:
+                job = self.jobs.get(int(entry["id"]))
+                if job is not None and job.peek() not in FINAL:
+                    job.steps[job._index :] = scripted_end(entry)
+        for entry in entries:
+            if int(entry["id"]) not in self.jobs:
+                self.add_job(int(entry["id"]), scripted_end(entry), rows=entry.get("rows", 0))
+        return json_answer({"loaded": len(entries)})
 
     # --- the config API ---------------------------------------------------------------------
 
@@ -682,15 +772,21 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true", help="serve the demo's scripted jobs")
     parser.add_argument(
         "--jobs-file",
-        help='JSON list of {"id": N, "finishAt": epoch, "final": "succeeded"}: running until then',
+        help='JSON list of {"id": N, "finishAt": epoch, "final": "succeeded"}: running until then '
+        "(POST the same list to /_fake/jobs to re-time them later)",
+    )
+    parser.add_argument(
+        "--count-only",
+        action="store_true",
+        help="count requests by kind without keeping each one (long benchmark runs)",
     )
     args = parser.parse_args()
     fake = FakeAirbyte(args.prefix, client_id=args.client_id, client_secret=args.client_secret)
+    fake.keep_requests = not args.count_only
     if args.jobs_file:
         with open(args.jobs_file) as f:
             for job in json.load(f):
-                steps = [Step("running", until=job["finishAt"]), Step(job.get("final", "succeeded"))]
-                fake.add_job(job["id"], steps, rows=job.get("rows", 0))
+                fake.add_job(job["id"], scripted_end(job), rows=job.get("rows", 0))
     if args.demo:
         for job_id, steps in DEMO_JOBS.items():
             fake.add_job(job_id, steps, rows=1000 * job_id, bytes_=65536 * job_id)
