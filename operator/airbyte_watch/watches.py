@@ -226,8 +226,6 @@ class Watches:
             delay = self._quiet_until(watch, delay)
         self._plan_next(watch, delay)
 
-    poll = step  # the name the tests and the benchmark know
-
     def _plan_next(self, watch: Watch, delay: float | None) -> None:
         if watch.deleted:
             return

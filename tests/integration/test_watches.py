@@ -66,10 +66,10 @@ async def test_event_exists_once_when_the_status_patch_after_it_fails(
     assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 61})).returncode == 0
     key = load(control_plane, watches, namespace, "w")
     kube.fail_patches = 2
-    await watches.poll(key)  # the event is posted, the patch fails
-    await watches.poll(key)  # again: the same event is refused as a copy, the patch fails
+    await watches.step(key)  # the event is posted, the patch fails
+    await watches.step(key)  # again: the same event is refused as a copy, the patch fails
     assert get(control_plane, namespace, "w")["status"] == {"observedGeneration": -1}
-    await watches.poll(key)  # the patch goes through
+    await watches.step(key)  # the patch goes through
     assert get(control_plane, namespace, "w")["status"]["phase"] == "Succeeded"
     assert [e["reason"] for e in events(control_plane, namespace, "w")] == ["JobSucceeded"]
     assert status_patches(control_plane, namespace, "w") == 1
@@ -99,7 +99,7 @@ async def test_a_watch_deleted_during_its_poll_is_not_written(
         return client
 
     watches.clients.get = get_then_delete  # type: ignore[method-assign]
-    await watches.poll(key)
+    await watches.step(key)
     assert status_patches(control_plane, namespace, "w") == 0
     assert events(control_plane, namespace, "w") == []
     assert not watches.scheduler.is_scheduled(key) and key not in watches.known
@@ -115,11 +115,11 @@ async def test_each_outage_is_announced_even_when_the_status_returns_to_the_same
     fake_airbyte.fake.add_job(63, [("running", None)])
     assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 63})).returncode == 0
     key = load(control_plane, watches, namespace, "w")
-    await watches.poll(key)
+    await watches.step(key)
     for _ in range(2):  # running -> outage -> running, twice: the same statuses recur
         fake_airbyte.fake.inject(Fault(503, "{}", path_contains="/jobs/63"))
-        await watches.poll(key)
-        await watches.poll(key)
+        await watches.step(key)
+        await watches.step(key)
     assert [e["reason"] for e in events(control_plane, namespace, "w")] == [
         "JobRunning", "AirbyteUnreachable", "AirbyteReachable", "AirbyteUnreachable", "AirbyteReachable",
     ]  # fmt: skip
