@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -151,3 +152,17 @@ async def test_a_message_past_the_crd_bound_is_refused_by_the_real_api_server(
             "lastTransitionTime": "2026-11-25T00:00:00Z"}  # fmt: skip
     with pytest.raises(KubeError, match="422"):
         await kube.replace_status(namespace, "w", uid, {"conditions": [long]})
+
+
+async def test_an_event_posted_by_name_reads_back_and_a_missing_one_is_none(
+    control_plane: ControlPlane, namespace: str, setup: Any
+) -> None:
+    """What keeps a watch's one outcome after a crash: the outcome Event, found by its name."""
+    _, kube = setup
+    ref = {"metadata": {"namespace": namespace, "name": "w", "uid": "u-1"}}
+    now = datetime.datetime.now(datetime.UTC)
+    assert await kube.post_event(ref, "Warning", "JobNotFound", "gone", now, name="w.outcome-1")
+    assert not await kube.post_event(ref, "Warning", "TimedOut", "late", now, name="w.outcome-1")
+    found = await kube.read_event(namespace, "w.outcome-1")
+    assert found is not None and (found["reason"], found["message"]) == ("JobNotFound", "gone")
+    assert await kube.read_event(namespace, "w.nothing") is None
