@@ -9,7 +9,6 @@ finalizer goes, with a Warning Event saying the cancel could not be confirmed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -22,6 +21,7 @@ from .decision import is_final
 from .kube_client import KubeClient, KubeError
 from .server_config import ServerConfig
 from .spec import WatchSpec, parse_spec
+from .status_writer import named
 from .table import Watch
 from .text import MESSAGE_LIMIT, clean
 
@@ -134,9 +134,7 @@ class Deletion:
             )
         message = clean(message, self.secrets(), MESSAGE_LIMIT)
         # Named by the uid: a retry after a failed finalizer patch or a restart posts it once.
-        name = (
-            f"{watch.name[:200]}.{hashlib.sha256(f'{watch.uid}/delete/{reason}'.encode()).hexdigest()[:16]}"
-        )
+        name = named(watch, f"delete/{reason}")
         try:
             await self.kube.post_event(watch.ref, type_, reason, message, self.clock(), name=name)
         except KubeError as exc:  # the object is going away: never hold the delete on an Event

@@ -52,8 +52,7 @@ class JobLister(Protocol):
 
 @dataclass
 class Known:
-    job: at.Job
-    updated: float | None  # when Airbyte last changed it, by Airbyte's clock
+    job: at.Job  # its `updated`: when Airbyte last changed it, by Airbyte's clock
     read_at: float  # monotonic time of its own last GET
     reread_at: float  # monotonic time of its next safety re-read, spread at random
     interval: float  # the shortest pollInterval among its watches
@@ -78,8 +77,6 @@ class Feed:
         self.walked_at: float | None = None  # monotonic start of the last complete walk
         self.problem: at.Problem | None = None  # why the last walk failed
         self.fallback: str | None = None  # why this server is read per job
-        self.walks = 0
-        self.pages = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._failures = 0
@@ -123,7 +120,7 @@ class Feed:
         known = self.jobs.get(job_id)
         updated = job.updated
         if known is None:
-            self.jobs[job_id] = Known(job, updated, now, self._reread(now, interval), interval, {watcher})
+            self.jobs[job_id] = Known(job, now, self._reread(now, interval), interval, {watcher})
             if self.watermark is None and updated is not None:
                 self.watermark = updated  # a walk from here sees every later change of this job
             elif updated is not None and self.watermark is not None:
@@ -138,7 +135,7 @@ class Feed:
             )
             if updated is not None and self.watermark is not None:
                 self.watermark = min(self.watermark, updated - OVERLAP)
-        known.job, known.updated = job, updated
+        known.job = job
         known.read_at, known.reread_at = now, self._reread(now, interval)
         known.watchers.add(watcher)
         known.interval = min(known.interval, interval)
@@ -196,7 +193,6 @@ class Feed:
         moved: set[Hashable] = set()
         for _ in range(MAX_PAGES):
             answer = await self.client.jobs_updated_since(start, offset)
-            self.pages += 1
             self.on_page(self.host, answer.kind if isinstance(answer, at.Problem) else "ok")
             if isinstance(answer, at.Problem):
                 self._failed(answer)
@@ -209,7 +205,7 @@ class Feed:
                     newest = max(newest, job.updated)
                 known = self.jobs.get(job.job_id)
                 if known is not None and job != known.job:
-                    known.job, known.updated = job, job.updated
+                    known.job = job
                     moved.update(known.watchers)
             if len(page) < LIST_PAGE:
                 break
@@ -225,7 +221,6 @@ class Feed:
         # alone stands still while jobs run, and each walk would read every running job again.
         self.watermark = max(newest, server_time) if server_time is not None else newest
         self.walked_at = started
-        self.walks += 1
         if recovered:
             moved.update(w for k in self.jobs.values() for w in k.watchers)
         if moved:

@@ -24,7 +24,7 @@ from .decision import Event
 from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
 from .table import Watch, compact
-from .text import MESSAGE_LIMIT, bound, redact
+from .text import MESSAGE_LIMIT, clean
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class StatusWriter:
             return Written.GONE
         secrets = list(self.secrets())
         new = scrub_status(status, secrets)
-        events = [Event(e.type, e.reason, _scrub(e.message, secrets)) for e in events]
+        events = [Event(e.type, e.reason, clean(e.message, secrets, MESSAGE_LIMIT)) for e in events]
         if events:
             new[TRANSITIONS] = int(watch.status.get(TRANSITIONS) or 0) + 1
         for event in events:
@@ -97,30 +97,31 @@ class StatusWriter:
         return Written.DONE
 
 
+def named(watch: Watch, what: str) -> str:
+    """An Event name of this watch for `what`: the same for every retry and restart that means
+    the same Event, so the API server refuses the copies (409)."""
+    digest = hashlib.sha256(f"{watch.uid}/{what}".encode()).hexdigest()[:16]
+    return f"{watch.name[:200]}.{digest}"
+
+
 def event_name(watch: Watch, reason: str) -> str:
     """Stable across retries of one transition: the watch's uid, its transition count, the reason."""
-    count = int(watch.status.get(TRANSITIONS) or 0)
-    digest = hashlib.sha256(f"{watch.uid}/{count}/{reason}".encode()).hexdigest()[:16]
-    return f"{watch.name[:200]}.{digest}"
+    return named(watch, f"{int(watch.status.get(TRANSITIONS) or 0)}/{reason}")
 
 
 def final_event_name(watch: Watch) -> str:
     """One name for the outcome of a watch, whatever it is: the API server lets only one exist."""
-    digest = hashlib.sha256(f"{watch.uid}/outcome".encode()).hexdigest()[:16]
-    return f"{watch.name[:200]}.{digest}"
+    return named(watch, "outcome")
 
 
 def scrub_status(status: Mapping[str, Any], secrets: list[str]) -> dict[str, Any]:
     """The status with every message redacted and bounded."""
     new = dict(status)
     if isinstance(new.get("message"), str):
-        new["message"] = _scrub(new["message"], secrets)
+        new["message"] = clean(new["message"], secrets, MESSAGE_LIMIT)
     if new.get("conditions"):
         new["conditions"] = [
-            {**x, "message": _scrub(str(x.get("message", "")), secrets)} for x in new["conditions"]
+            {**x, "message": clean(str(x.get("message", "")), secrets, MESSAGE_LIMIT)}
+            for x in new["conditions"]
         ]
     return new
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    return bound(redact(text, secrets), MESSAGE_LIMIT) if secrets else bound(text, MESSAGE_LIMIT)

@@ -27,7 +27,7 @@ from typing import Any
 from . import airbyte_types as at
 from .airbyte_client import ClientPool
 from .connections import Connections
-from .decision import Decision, decide, is_final, wants_cancel
+from .decision import Decision, decide, is_final, parse_timestamp, wants_cancel
 from .deletion import Deletion
 from .durations import parse_duration
 from .job_feed import Feeds
@@ -114,7 +114,10 @@ class Watches:
         """
         if event_type is None and self.listed:
             self._resync_at = min(self._resync_at, self.monotonic() + self.options.relist_settle)
-        change, watch = self.table.apply(event_type, body)
+        self._changed(*self.table.apply(event_type, body))
+
+    def _changed(self, change: Change, watch: Watch | None) -> None:
+        """What a change Kubernetes told (by an event or a full list) asks of the scheduler."""
         if watch is None:
             return
         if change is Change.GONE:
@@ -187,12 +190,7 @@ class Watches:
             log.info("%s/%s is gone (found by a resync)", *watch.key)
             self.forget(watch.key)
         for item in listed:
-            change, watch = self.table.apply(None, item)
-            if watch is not None and change is Change.NEW:
-                self.metrics.set_phase(watch.key, watch.status.get("phase"))
-                self._plan_first_step(watch)
-            elif watch is not None and change in (Change.EDITED, Change.DELETING):
-                self.scheduler.schedule(watch.key, 0.0)
+            self._changed(*self.table.apply(None, item))
 
     # --- one step of one watch ----------------------------------------------------------------
 
@@ -240,7 +238,7 @@ class Watches:
         """A watch served by the list walks needs no step until its job moves (the walk says
         so), its deadline, or its safety re-read: whichever comes first."""
         try:
-            deadline = datetime.datetime.fromisoformat(str(watch.status["deadline"]).replace("Z", "+00:00"))
+            deadline = parse_timestamp(str(watch.status["deadline"]))
         except (KeyError, ValueError):
             return delay
         until_deadline = (deadline - self.clock()).total_seconds()
