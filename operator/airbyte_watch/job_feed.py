@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -36,7 +37,12 @@ from . import airbyte_types as at
 
 log = logging.getLogger(__name__)
 
-OVERLAP = 10.0  # seconds each walk reaches back before the watermark
+# Seconds each walk reaches back before the watermark: Airbyte's times are whole seconds, and a
+# row may commit a little after the time it carries (set by whichever Airbyte pod wrote it).
+# Every walk reads again the rows of this window, so it is kept small: at 80 job changes a
+# second, 10 s of overlap would cost 8 more pages a walk. A later commit is caught by the
+# safety re-reads, and a GET that finds such a change moves the watermark back.
+OVERLAP = 3.0
 SAFETY_INTERVALS = 100  # a job gets its own GET at least once per this many of its intervals
 MIN_CADENCE = 1.0  # seconds between two walks of one server, at least
 MAX_PAGES = 1000  # per walk: a runaway walk stops and the next one goes on from its watermark
@@ -73,8 +79,10 @@ class Feed:
         self.notify = notify
         self.on_fallback = on_fallback
         self.jobs: dict[int, Known] = {}
+        self._intervals: Counter[float] = Counter()  # Known.interval -> how many jobs have it
         self.watermark: float | None = None  # Airbyte's clock
         self.walked_at: float | None = None  # monotonic start of the last complete walk
+        self.walking_since: float | None = None  # monotonic start of the walk under way
         self.problem: at.Problem | None = None  # why the last walk failed
         self.fallback: str | None = None  # why this server is read per job
         self._task: asyncio.Task[None] | None = None
@@ -89,7 +97,7 @@ class Feed:
         known = self.jobs.get(job_id)
         if known is not None:
             known.watchers.add(watcher)
-            known.interval = min(known.interval, interval)
+            self._set_interval(known, interval)
         if (
             self.fallback is None
             and known is not None
@@ -98,7 +106,10 @@ class Feed:
             if self.problem is not None and self.walked_at is not None:
                 return self.problem, True  # the server is down for every watch: no herd of GETs
             fresh = max(known.read_at, self.walked_at or float("-inf"))
-            if now - fresh <= known.interval + SLACK:
+            # A walk under way brings this job's news if it moved; until it has read every page,
+            # the last walk's word still stands.
+            underway = now - self.walking_since if self.walking_since is not None else 0.0
+            if now - fresh <= known.interval + SLACK + underway:
                 return known.job, True
         answer = await self.client.get_job(job_id)
         if isinstance(answer, at.Job):
@@ -111,6 +122,7 @@ class Feed:
             known.watchers.discard(watcher)
             if not known.watchers:
                 del self.jobs[job_id]
+                self._drop_interval(known.interval)
 
     @property
     def idle(self) -> bool:
@@ -121,6 +133,7 @@ class Feed:
         updated = job.updated
         if known is None:
             self.jobs[job_id] = Known(job, now, self._reread(now, interval), interval, {watcher})
+            self._intervals[interval] += 1
             if self.watermark is None and updated is not None:
                 self.watermark = updated  # a walk from here sees every later change of this job
             elif updated is not None and self.watermark is not None:
@@ -138,7 +151,18 @@ class Feed:
         known.job = job
         known.read_at, known.reread_at = now, self._reread(now, interval)
         known.watchers.add(watcher)
-        known.interval = min(known.interval, interval)
+        self._set_interval(known, interval)
+
+    def _set_interval(self, known: Known, interval: float) -> None:
+        if interval < known.interval:
+            self._drop_interval(known.interval)
+            known.interval = interval
+            self._intervals[interval] += 1
+
+    def _drop_interval(self, interval: float) -> None:
+        self._intervals[interval] -= 1
+        if self._intervals[interval] <= 0:
+            del self._intervals[interval]
 
     @staticmethod
     def _reread(now: float, interval: float) -> float:
@@ -152,7 +176,9 @@ class Feed:
     # --- the walks ------------------------------------------------------------------------------------
 
     def cadence(self) -> float:
-        return max(MIN_CADENCE, min((k.interval for k in self.jobs.values()), default=30.0))
+        # A count per distinct interval, not a scan of the jobs: this runs on every wake, and
+        # 10,000 jobs found at start would make that quadratic.
+        return max(MIN_CADENCE, min(self._intervals, default=30.0))
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -185,12 +211,22 @@ class Feed:
                     self._failures += 1
 
     async def walk(self) -> None:
-        """Read every job changed since the watermark and tell the watches whose job moved."""
+        """Read every job changed since the watermark and tell the watches whose job moved.
+
+        Each page's news goes out as soon as it is read, oldest change first: when many jobs
+        end between two walks, the ones that waited longest are written first, so a burst of
+        writes does not push the oldest news past its interval."""
         assert self.watermark is not None
-        started = self.monotonic()
+        started = self.walking_since = self.monotonic()
+        try:
+            await self._pages(started)
+        finally:
+            self.walking_since = None
+
+    async def _pages(self, started: float) -> None:
+        assert self.watermark is not None
         start, offset, newest = self.watermark - OVERLAP, 0, self.watermark
         server_time: float | None = None
-        moved: set[Hashable] = set()
         for _ in range(MAX_PAGES):
             answer = await self.client.jobs_updated_since(start, offset)
             self.on_page(self.host, answer.kind if isinstance(answer, at.Problem) else "ok")
@@ -200,13 +236,16 @@ class Feed:
             if server_time is None:
                 server_time = answer.server_time
             page = answer.jobs
+            moved: dict[Hashable, None] = {}  # ordered: by the job's updatedAt, as listed
             for job in page:
                 if job.updated is not None:
                     newest = max(newest, job.updated)
                 known = self.jobs.get(job.job_id)
                 if known is not None and job != known.job:
                     known.job = job
-                    moved.update(known.watchers)
+                    moved.update(dict.fromkeys(known.watchers))
+            if moved:
+                self.notify(moved)
             if len(page) < LIST_PAGE:
                 break
             last = page[-1].updated
@@ -222,9 +261,7 @@ class Feed:
         self.watermark = max(newest, server_time) if server_time is not None else newest
         self.walked_at = started
         if recovered:
-            moved.update(w for k in self.jobs.values() for w in k.watchers)
-        if moved:
-            self.notify(moved)
+            self.notify([w for k in self.jobs.values() for w in k.watchers])
 
     def _failed(self, problem: at.Problem) -> None:
         if problem.status_code == 403:

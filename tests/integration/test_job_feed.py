@@ -104,6 +104,46 @@ async def test_changes_spread_over_many_pages_are_all_seen(
     assert lists(fake_airbyte) - before == 3  # 1 request per 100 changed jobs
 
 
+async def test_the_oldest_change_is_told_first_and_each_page_as_soon_as_it_is_read(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    """When many jobs end between two walks, their watches are written in the order the jobs
+    ended, starting before the last page is read: the ones that waited longest go first."""
+    t0 = time.time() - 3600
+    ids = range(1, 251)
+    for job_id in ids:
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    calls: list[tuple[int, list[Hashable]]] = []  # (lists made so far, watchers told)
+    feed = Feed(client, "fake", Clock(), lambda ws: calls.append((lists(fake_airbyte), list(ws))))
+    await watched(feed, fake_airbyte, ids)
+    for i, job_id in enumerate(reversed(ids)):
+        move(fake_airbyte.fake.jobs[job_id], "failed", t0 + 60 + i)  # the highest id ended first
+    before = lists(fake_airbyte)
+    await feed.walk()
+    told = [w for _, ws in calls for w in ws]
+    assert told == [f"w{j}" for j in reversed(ids)]
+    assert calls[0][0] == before + 1  # told after the first page, not at the end of the walk
+    assert len(calls) == 3
+
+
+async def test_the_cadence_follows_the_shortest_interval_among_the_jobs_still_watched(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    for job_id in (1, 2):
+        fake_airbyte.fake.add_job(job_id, [Step("running")])
+    feed = Feed(client, "fake", Clock(), Told())
+    await feed.read(1, "w1", 30.0)
+    await feed.read(2, "w2", 5.0)
+    await feed.read(2, "w2b", 10.0)  # a second watch of job 2, with a longer interval
+    assert feed.cadence() == 5.0
+    feed.unwatch(2, "w2")
+    assert feed.cadence() == 5.0  # job 2 is still watched, and its interval stays the shortest
+    feed.unwatch(2, "w2b")
+    assert feed.cadence() == 30.0
+    feed.unwatch(1, "w1")
+    assert feed.idle
+
+
 async def test_more_equal_timestamps_than_a_page_are_all_seen(
     fake_airbyte: RunningFake, client: AirbyteApi
 ) -> None:
