@@ -366,16 +366,15 @@ async def load_existing(kube: KubeClient, watches: Watches, namespaces: list[str
     for scope in scopes:
         while True:
             try:
-                items = await kube.list_watches(scope)
+                async for items in kube.list_watches(scope):
+                    for item in items:
+                        namespace = item["metadata"]["namespace"]
+                        if not globbed or any(fnmatch.fnmatchcase(namespace, ns) for ns in namespaces):
+                            watches.observe(None, item)
                 break
-            except KubeError as exc:
+            except KubeError as exc:  # seeing a watch twice is harmless: the list starts again
                 log.warning("Cannot list the existing watches yet (%s); retrying in 5s", exc)
                 await asyncio.sleep(5)
-        for item in items:
-            namespace = item["metadata"]["namespace"]
-            if globbed and not any(fnmatch.fnmatchcase(namespace, ns) for ns in namespaces):
-                continue
-            watches.observe(None, item)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

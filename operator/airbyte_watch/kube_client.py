@@ -11,7 +11,7 @@ import datetime
 import json
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -120,20 +120,20 @@ class KubeClient:
             log.warning("Waiting for the %s/%s CRD to be served (%s)", GROUP, VERSION, status or body)
             await asyncio.sleep(interval)
 
-    async def list_watches(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Every AirbyteJobWatch in `namespace` (None: all), read in pages."""
+    async def list_watches(self, namespace: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every AirbyteJobWatch in `namespace` (None: all), one page of 500 at a time: 50,000
+        whole objects held at once would be hundreds of MB, and the peak stays in the RSS."""
         where = f"namespaces/{namespace}/" if namespace else ""
-        items: list[dict[str, Any]] = []
         token = ""
         while True:
             query = f"?limit=500&continue={token}" if token else "?limit=500"
             status, body = await self._request("GET", f"/apis/{GROUP}/{VERSION}/{where}{PLURAL}{query}")
             if status != 200 or not isinstance(body, dict):
                 raise KubeError(f"listing {PLURAL} answered {status}: {_msg(body)}")
-            items.extend(body.get("items") or [])
+            yield body.get("items") or []
             token = (body.get("metadata") or {}).get("continue") or ""
             if not token:
-                return items
+                return
 
     # --- the calls --------------------------------------------------------------------------
 

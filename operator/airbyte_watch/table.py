@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import itertools
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,14 +121,11 @@ class WatchTable:
             watch.deleted = True  # a step in flight sees this and writes nothing
         return watch
 
-    def missing_since(self, mark: int, listed: Iterable[Mapping[str, Any]]) -> list[Watch]:
-        """Watches not in a full list that began at `mark`, and not seen since it began: they
-        were deleted while the stream was down (a re-list after 410 Gone sends no DELETED)."""
-        present = {
-            ((m := item.get("metadata") or {}).get("namespace", ""), m.get("name", ""), m.get("uid", ""))
-            for item in listed
-        }
-        return [w for w in self.known.values() if w.seen < mark and (*w.key, w.uid) not in present]
+    def unseen_since(self, mark: int) -> list[Watch]:
+        """Watches neither listed nor told of by an event since `mark`, once a full list that
+        began there has been applied: they were deleted while the stream was down (a re-list
+        after 410 Gone sends no DELETED)."""
+        return [w for w in self.known.values() if w.seen < mark]
 
     def _remember(self, key: Key, body: Mapping[str, Any]) -> Watch:
         meta = body.get("metadata") or {}

@@ -180,17 +180,15 @@ class Watches:
         patterns = self.options.namespaces
         globbed = any(set(p) & set("*?[") for p in patterns)
         scopes: list[str | None] = [None] if not patterns or globbed else list(patterns)
-        listed: list[dict[str, Any]] = []
         for scope in scopes:
-            for item in await self.kube.list_watches(scope):
-                namespace = (item.get("metadata") or {}).get("namespace", "")
-                if not globbed or any(fnmatch.fnmatchcase(namespace, p) for p in patterns):
-                    listed.append(item)
-        for watch in self.table.missing_since(mark, listed):
+            async for items in self.kube.list_watches(scope):
+                for item in items:
+                    namespace = (item.get("metadata") or {}).get("namespace", "")
+                    if not globbed or any(fnmatch.fnmatchcase(namespace, p) for p in patterns):
+                        self._changed(*self.table.apply(None, item))
+        for watch in self.table.unseen_since(mark):
             log.info("%s/%s is gone (found by a resync)", *watch.key)
             self.forget(watch.key)
-        for item in listed:
-            self._changed(*self.table.apply(None, item))
 
     # --- one step of one watch ----------------------------------------------------------------
 

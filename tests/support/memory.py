@@ -17,7 +17,7 @@ import base64
 import copy
 import datetime
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,8 +228,11 @@ class MemoryKube:
         found = self.data.get((resource, namespace, name))
         return (200, dict(found)) if found is not None else (404, None)
 
-    async def list_watches(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return [copy.deepcopy(o) for (ns, _), o in self.objects.items() if namespace in (None, ns)]
+    async def list_watches(self, namespace: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        items = [copy.deepcopy(o) for (ns, _), o in self.objects.items() if namespace in (None, ns)]
+        for start in range(0, len(items), 2):  # small pages, so that events can land between them
+            yield items[start : start + 2]
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         pass
