@@ -68,8 +68,12 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         fenced: bool = True,
+        parse_success: bool = True,
     ) -> tuple[int, Any]:
         """(status, parsed body); retries transient failures, re-logs in once on 401.
+
+        `parse_success=False`: a 2xx body is not parsed (None), for writes whose answer, the
+        whole object, nobody reads; parsing them was a seventh of the CPU at 10,000 watches.
 
         A write (any method but GET) runs `before_write` right before each attempt is sent,
         unless `fenced` is False (the Lease itself)."""
@@ -102,6 +106,8 @@ class KubeClient:
                 log.debug("Kubernetes %s %s answered %d, retry %d", method, path, status, attempt + 1)
                 await asyncio.sleep(min(wait, 30.0))
                 continue
+            if not parse_success and 200 <= status < 300:
+                return status, None
             try:
                 return status, json.loads(text) if text else None
             except ValueError:
@@ -173,11 +179,9 @@ class KubeClient:
                 raise KubeError(f"finalizer patch of {namespace}/{name} answered {status}: {_msg(body)}")
         raise KubeError(f"finalizer patch of {namespace}/{name} kept conflicting")
 
-    async def replace_status(
-        self, namespace: str, name: str, uid: str, status: Mapping[str, Any]
-    ) -> str | None:
-        """Write the whole status subresource of the object with this `uid`; its new
-        resourceVersion, or None if it is gone or another object now has its name.
+    async def replace_status(self, namespace: str, name: str, uid: str, status: Mapping[str, Any]) -> bool:
+        """Write the whole status subresource of the object with this `uid`; False if it is gone
+        or another object now has its name.
 
         A JSON patch whose first op tests the uid: a merge patch of /status would silently
         ignore a uid in its metadata and land on a re-created object of the same name.
@@ -187,13 +191,15 @@ class KubeClient:
             {"op": "test", "path": "/metadata/uid", "value": uid},
             {"op": "add", "path": "/status", "value": status},
         ]
-        code, body = await self._request("PATCH", path, body=ops, content_type="application/json-patch+json")
+        code, body = await self._request(
+            "PATCH", path, body=ops, content_type="application/json-patch+json", parse_success=False
+        )
         if code == 404 or (code == 422 and _failed_test_op(body)):
-            return None
+            return False
         if code >= 300:
             raise KubeError(f"status patch of {namespace}/{name} answered {code}: {_msg(body)}")
         self.on_write("status_patch")
-        return str(((body or {}).get("metadata") or {}).get("resourceVersion", ""))
+        return True
 
     async def post_event(
         self,
@@ -240,7 +246,7 @@ class KubeClient:
             "count": 1,
         }
         status, body = await self._request(
-            "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event
+            "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event, parse_success=False
         )
         if status >= 500 or status == 429:
             raise KubeError(f"posting event {reason} answered {status}: {_msg(body)}")

@@ -82,11 +82,11 @@ class StatusWriter:
         if new == watch.status:
             return Written.DONE
         try:
-            version = await self.kube.replace_status(watch.namespace, watch.name, watch.uid, new)
+            landed = await self.kube.replace_status(watch.namespace, watch.name, watch.uid, new)
         except KubeError as exc:
             log.warning("Status of %s/%s not written (%s); retrying", *watch.key, exc)
             return Written.RETRY
-        if version is None:
+        if not landed:
             return Written.GONE
         finished = decision.is_final(new) and not decision.is_final(watch.status)
         watch.status = compact(new)

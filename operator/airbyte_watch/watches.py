@@ -96,7 +96,10 @@ class Watches:
             on_page=lambda host, outcome: self.metrics.job_list_pages.labels(host, outcome).inc(),
             autostart=walks,
         )
-        self.listed = False  # the first full list is in: later unnamed events mean a re-list
+        self.listed = False  # our own first list is in (readiness)
+        # kopf's stream has sent a named event: its own first list, which follows ours, is over,
+        # and unnamed events from now on mean a re-list.
+        self.streaming = False
         self._resync_at = monotonic() + options.resync_period
 
     @property
@@ -108,11 +111,14 @@ class Watches:
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Every watch event of every AirbyteJobWatch lands here, and every listed object.
 
-        kopf lists with unnamed events (type None); after the first list, such events mean the
-        stream was re-listed (e.g. after 410 Gone), which reports no DELETED for what went
-        meanwhile: a resync follows once the re-list is quiet.
+        kopf lists with unnamed events (type None); once its stream has begun, such events mean
+        the stream was re-listed (e.g. after 410 Gone), which reports no DELETED for what went
+        meanwhile: a resync follows once the re-list is quiet. kopf's first list, right after
+        ours, is not one: a resync then would list every watch a third time in a cold start.
         """
-        if event_type is None and self.listed:
+        if event_type is not None:
+            self.streaming = True
+        elif self.listed and self.streaming:
             self._resync_at = min(self._resync_at, self.monotonic() + self.options.relist_settle)
         self._changed(*self.table.apply(event_type, body))
 

@@ -26,7 +26,7 @@ class FlakyKube(KubeClient):
 
     fail_patches = 0
 
-    async def replace_status(self, namespace: str, name: str, uid: str, status: Any) -> str | None:
+    async def replace_status(self, namespace: str, name: str, uid: str, status: Any) -> bool:
         if self.fail_patches:
             self.fail_patches -= 1
             raise KubeError("injected: API server unavailable")
@@ -134,7 +134,7 @@ async def test_a_status_write_meant_for_a_deleted_watch_never_lands_on_its_succe
     old_uid = get(control_plane, namespace, "w")["metadata"]["uid"]
     control_plane.kubectl("-n", namespace, "delete", "ajw", "w")
     assert apply(control_plane, namespace, watch_manifest("w", {"jobId": 65})).returncode == 0
-    assert await kube.replace_status(namespace, "w", old_uid, {"phase": "Succeeded", "jobId": 64}) is None
+    assert await kube.replace_status(namespace, "w", old_uid, {"phase": "Succeeded", "jobId": 64}) is False
     assert get(control_plane, namespace, "w")["status"] == {"observedGeneration": -1}
     new_uid = get(control_plane, namespace, "w")["metadata"]["uid"]
     assert await kube.replace_status(namespace, "w", new_uid, {"phase": "Pending", "jobId": 65})

@@ -150,16 +150,14 @@ class MemoryKube:
         if self.before_write is not None:
             await self.before_write(verb, name)
 
-    async def replace_status(
-        self, namespace: str, name: str, uid: str, status: Mapping[str, Any]
-    ) -> str | None:
+    async def replace_status(self, namespace: str, name: str, uid: str, status: Mapping[str, Any]) -> bool:
         await self._hook("replace_status", name)
         if self.fail_patches:
             self.fail_patches -= 1
             raise KubeError("injected: API server unavailable")
         obj = self.objects.get((namespace, name))
         if obj is None or obj["metadata"]["uid"] != uid:
-            return None  # the JSON patch's uid test fails: the object we meant is gone
+            return False  # the JSON patch's uid test fails: the object we meant is gone
         for cond in status.get("conditions") or []:
             if len(cond.get("message", "")) > CONDITION_MESSAGE_LIMIT:
                 raise KubeError("422: status.conditions[].message: Too long")  # as the CRD says
@@ -168,7 +166,7 @@ class MemoryKube:
         self._bump(obj)
         self._emit("MODIFIED", obj)
         self.on_write("status_patch")
-        return obj["metadata"]["resourceVersion"]
+        return True
 
     async def post_event(
         self,
@@ -441,6 +439,7 @@ class Harness:
         for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
             self.watches.observe(None, item)
         self.watches.listed = True
+        self.watches.streaming = True  # kopf's own first list is folded into the one above
 
     def crash(self) -> None:
         """SIGKILL: every step and walk in flight stops at its await; a new process starts."""
