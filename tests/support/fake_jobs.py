@@ -72,9 +72,17 @@ class FakeJob:
             done_by_clock = step.until is not None and time.time() >= step.until
             if not (done_by_polls or done_by_time or done_by_clock):
                 break
-            self._index, self._served, self._step_began = self._index + 1, 0, time.monotonic()
+            # When the status changed, as the server's row records it: a step that ended by time
+            # or clock ended then, not when someone next looked (jobs ending between two list
+            # walks keep the order they ended in).
+            ended = time.monotonic()
+            if done_by_time and step.seconds is not None:
+                ended = min(ended, self._step_began + step.seconds)
+            elif done_by_clock and step.until is not None:
+                ended = min(ended, time.monotonic() - (time.time() - step.until))
+            self._index, self._served, self._step_began = self._index + 1, 0, ended
             if self.steps[self._index].status != step.status:
-                self.updated = time.time()
+                self.updated = time.time() - (time.monotonic() - ended)
 
     def current(self) -> str:
         """The status for this GET, advancing the script."""
