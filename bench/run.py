@@ -195,6 +195,7 @@ def run_n(n: int, opts: argparse.Namespace, folder: Path, save: Callable[[dict[s
     settings = Settings(opts.interval, opts.steady, budget, opts.spread, opts.concurrency)
     entry: dict[str, Any] = {
         "n": n,
+        "interval": opts.interval,
         "budget_rps": budget,
         "minimum_writes_per_watch": minimum_writes(schedule) / n,
         "modes": {},

@@ -132,13 +132,16 @@ class Feed:
         known = self.jobs.get(job_id)
         updated = job.updated
         if known is None:
+            # Plan the walks again only when they can begin or must come sooner: 10,000 jobs
+            # found at start would otherwise wake the walker 10,000 times.
+            if self.watermark is None or interval < self.cadence():
+                self._wake.set()
             self.jobs[job_id] = Known(job, now, self._reread(now, interval), interval, {watcher})
             self._intervals[interval] += 1
             if self.watermark is None and updated is not None:
                 self.watermark = updated  # a walk from here sees every later change of this job
             elif updated is not None and self.watermark is not None:
                 self.watermark = min(self.watermark, max(updated, self.watermark - OVERLAP))
-            self._wake.set()
             return
         if job != known.job and self.walked_at is not None and known.read_at <= self.walked_at:
             # The walks vouched for this job and missed its change: Airbyte's clock went back,
@@ -155,6 +158,8 @@ class Feed:
 
     def _set_interval(self, known: Known, interval: float) -> None:
         if interval < known.interval:
+            if interval < self.cadence():
+                self._wake.set()
             self._drop_interval(known.interval)
             known.interval = interval
             self._intervals[interval] += 1
