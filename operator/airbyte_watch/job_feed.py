@@ -138,10 +138,10 @@ class Feed:
                 self._wake.set()
             self.jobs[job_id] = Known(job, now, self._reread(now, interval), interval, {watcher})
             self._intervals[interval] += 1
+            # Known as of this read: its later changes carry later times, which the walks from
+            # the current watermark see. Only the first job sets one.
             if self.watermark is None and updated is not None:
-                self.watermark = updated  # a walk from here sees every later change of this job
-            elif updated is not None and self.watermark is not None:
-                self.watermark = min(self.watermark, max(updated, self.watermark - OVERLAP))
+                self.watermark = updated
             return
         if job != known.job and self.walked_at is not None and known.read_at <= self.walked_at:
             # The walks vouched for this job and missed its change: Airbyte's clock went back,

@@ -222,6 +222,25 @@ async def test_a_change_that_lands_behind_the_watermark_within_the_overlap_is_se
     assert told.watchers == ["w1"]
 
 
+async def test_watches_added_after_a_walk_do_not_make_the_next_walk_read_every_job_again(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    """A job first read by its own GET is known as of that read: its later changes carry later
+    times, so it needs no walk from further back. (Moving the watermark back a little for each
+    new job added up: 2,000 watches found after a walk sent it back hours.)"""
+    t0 = time.time() - 300
+    ids = range(1, 251)
+    for job_id in ids:
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    feed = Feed(client, "fake", Clock(), Told())
+    await watched(feed, fake_airbyte, (1,))
+    await feed.walk()  # reads the 250 rows since t0 once
+    await watched(feed, fake_airbyte, range(2, 251))
+    before = lists(fake_airbyte)
+    await feed.walk()
+    assert lists(fake_airbyte) - before == 1  # nothing changed: one empty page
+
+
 async def test_a_server_clock_that_jumps_back_is_caught_by_the_safety_reread(
     fake_airbyte: RunningFake, client: AirbyteApi
 ) -> None:
