@@ -20,8 +20,9 @@ LIST_LIMIT = 100  # the largest page the server serves
 
 
 class PublicApiClient(AirbyteApi):
-    async def get_job(self, job_id: int) -> at.Job | at.Problem:
-        answer = await self._call("GET", f"/jobs/{job_id}", job_read=True)
+    async def get_job(self, job_id: int, server_time: list[float] | None = None) -> at.Job | at.Problem:
+        """`server_time`: gets Airbyte's clock when it answered (its Date header), if it said."""
+        answer = await self._call("GET", f"/jobs/{job_id}", job_read=True, server_time=server_time)
         return answer if isinstance(answer, at.Problem) else _parse_job(answer)
 
     async def cancel_job(self, job_id: int) -> str | at.Problem:

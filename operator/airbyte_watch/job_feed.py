@@ -51,7 +51,7 @@ LIST_PAGE = 100  # the page size the walks ask for (the server's largest)
 
 
 class JobLister(Protocol):
-    async def get_job(self, job_id: int) -> at.Job | at.Problem: ...
+    async def get_job(self, job_id: int, server_time: list[float] | None = None) -> at.Job | at.Problem: ...
 
     async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem: ...
 
@@ -111,9 +111,10 @@ class Feed:
             underway = now - self.walking_since if self.walking_since is not None else 0.0
             if now - fresh <= known.interval + SLACK + underway:
                 return known.job, True
-        answer = await self.client.get_job(job_id)
+        times: list[float] = []
+        answer = await self.client.get_job(job_id, server_time=times)
         if isinstance(answer, at.Job):
-            self._remember(job_id, answer, watcher, interval, now)
+            self._remember(job_id, answer, watcher, interval, now, times[0] if times else None)
         return answer, False
 
     def unwatch(self, job_id: int, watcher: Hashable) -> None:
@@ -128,7 +129,8 @@ class Feed:
     def idle(self) -> bool:
         return not self.jobs
 
-    def _remember(self, job_id: int, job: at.Job, watcher: Hashable, interval: float, now: float) -> None:
+    def _remember(self, job_id: int, job: at.Job, watcher: Hashable, interval: float, now: float,
+                  server_time: float | None) -> None:  # fmt: skip
         known = self.jobs.get(job_id)
         updated = job.updated
         if known is None:
@@ -139,9 +141,11 @@ class Feed:
             self.jobs[job_id] = Known(job, now, self._reread(now, interval), interval, {watcher})
             self._intervals[interval] += 1
             # Known as of this read: its later changes carry later times, which the walks from
-            # the current watermark see. Only the first job sets one.
-            if self.watermark is None and updated is not None:
-                self.watermark = updated
+            # the current watermark see. The first read sets the watermark: Airbyte's clock when
+            # it answered (not the job's updatedAt, which may be hours old: a first walk from
+            # there would read every job changed since).
+            if self.watermark is None:
+                self.watermark = server_time if server_time is not None else updated
             return
         if job != known.job and self.walked_at is not None and known.read_at <= self.walked_at:
             # The walks vouched for this job and missed its change: Airbyte's clock went back,

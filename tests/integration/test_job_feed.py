@@ -96,6 +96,7 @@ async def test_changes_spread_over_many_pages_are_all_seen(
     told = Told()
     feed = Feed(client, "fake", Clock(), told)
     await watched(feed, fake_airbyte, ids)
+    feed.watermark = t0  # e.g. after an outage: these changes come after it
     for i, job_id in enumerate(ids):
         move(fake_airbyte.fake.jobs[job_id], "failed", t0 + 60 + i)  # 250 distinct seconds
     before = lists(fake_airbyte)
@@ -116,6 +117,7 @@ async def test_the_oldest_change_is_told_first_and_each_page_as_soon_as_it_is_re
     calls: list[tuple[int, list[Hashable]]] = []  # (lists made so far, watchers told)
     feed = Feed(client, "fake", Clock(), lambda ws: calls.append((lists(fake_airbyte), list(ws))))
     await watched(feed, fake_airbyte, ids)
+    feed.watermark = t0  # e.g. after an outage: these changes come after it
     for i, job_id in enumerate(reversed(ids)):
         move(fake_airbyte.fake.jobs[job_id], "failed", t0 + 60 + i)  # the highest id ended first
     before = lists(fake_airbyte)
@@ -154,6 +156,7 @@ async def test_more_equal_timestamps_than_a_page_are_all_seen(
     told = Told()
     feed = Feed(client, "fake", Clock(), told)
     await watched(feed, fake_airbyte, ids)
+    feed.watermark = t0  # e.g. after an outage: these changes come after it
     for job_id in ids:
         move(fake_airbyte.fake.jobs[job_id], "succeeded", t0 + 100)  # one second for all 230
     await feed.walk()
@@ -170,6 +173,7 @@ async def test_a_job_that_moves_while_the_walk_pages_is_not_missed(
     told = Told()
     feed = Feed(client, "fake", Clock(), told)
     await watched(feed, fake_airbyte, ids)
+    feed.watermark = t0  # e.g. after an outage: these changes come after it
     for i, job_id in enumerate(ids):
         move(fake_airbyte.fake.jobs[job_id], "running", t0 + 10 + i)  # touched, not changed
     lister = client.jobs_updated_since  # type: ignore[attr-defined]
@@ -220,6 +224,19 @@ async def test_a_change_that_lands_behind_the_watermark_within_the_overlap_is_se
     move(fake_airbyte.fake.jobs[1], "failed", feed.watermark - OVERLAP + 2)
     await feed.walk()
     assert told.watchers == ["w1"]
+
+
+async def test_the_first_walk_starts_from_airbytes_clock_at_the_first_read_not_from_old_rows(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    t0 = time.time() - 3600
+    for job_id in range(1, 251):
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    feed = Feed(client, "fake", Clock(), Told())
+    await watched(feed, fake_airbyte, (1,))
+    before = lists(fake_airbyte)
+    await feed.walk()
+    assert lists(fake_airbyte) - before == 1  # not the 250 rows changed an hour ago
 
 
 async def test_watches_added_after_a_walk_do_not_make_the_next_walk_read_every_job_again(

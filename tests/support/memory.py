@@ -306,11 +306,13 @@ class MemoryAirbyte:
         first = (offset // 100) * 100
         return at.Page([self._as_job(j) for j in found[first : first + 100]], int(self.now().timestamp()))
 
-    async def get_job(self, job_id: int) -> at.Job | at.Problem:
+    async def get_job(self, job_id: int, server_time: list[float] | None = None) -> at.Job | at.Problem:
         try:
             await self._enter()
         except _Answer as a:
             return a.problem
+        if server_time is not None:
+            server_time.append(int(self.now().timestamp()))
         job = self.jobs.get(job_id)
         if job is None:
             return at.Problem(at.NOT_FOUND, f"404 job {job_id} not found", 404)
