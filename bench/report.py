@@ -177,6 +177,17 @@ def marginal_rss(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+def windows(document: dict[str, Any]) -> str:
+    """When the jobs end, per N (older files have one window in their settings)."""
+    settings = document["settings"]
+    parts = [
+        f"{e.get('job_min', settings['job_min']):g}–{e.get('job_max', settings['job_max']):g} s"
+        + (f" at N = {e['n']:,}" if len(document["results"]) > 1 else "")
+        for e in sorted(document["results"], key=lambda e: e["n"])
+    ]
+    return ", ".join(parts)
+
+
 def render(document: dict[str, Any], results_path: str) -> str:
     machine = document["machine"]
     cols = columns(document)
@@ -192,8 +203,8 @@ def render(document: dict[str, Any], results_path: str) -> str:
         + (" (with uncommitted changes)" if document["dirty"] else "")
         + f", {machine['cpu_model']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
         f"Python {document['python']}; `{document['command']}`; "
-        f"{document['settings']['interval']:g} s poll interval, jobs ending "
-        f"{document['settings']['job_min']:g}–{document['settings']['job_max']:g} s into the finish phase, "
+        f"{document['settings']['interval']:g} s poll interval, "
+        f"jobs ending {windows(document)} into the finish phase, "
         f"operator `--startup-spread` "
         f"{'default' if document['settings']['spread'] is None else document['settings']['spread']}; "
         f"took {document['duration_s'] / 60:.1f} min ({durations}). "
