@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import fnmatch
+import gc
 import logging
 import os
 import signal
@@ -266,6 +267,7 @@ async def run(args: argparse.Namespace) -> None:
         tasks.append(keeper)
     await kube.wait_for_crd()
     await load_existing(kube, watches, namespaces)
+    settle_gc()
     watches.listed = True
     listed.set()
     kopf_ready = asyncio.Event()
@@ -377,8 +379,18 @@ async def load_existing(kube: KubeClient, watches: Watches, namespaces: list[str
                 await asyncio.sleep(5)
 
 
+def settle_gc() -> None:
+    """Python's cyclic GC rescans every live object as the heap grows: with 10,000 watches it
+    was a fifth of the CPU of a cold start (measured with gc.callbacks). The watches loaded at
+    start live on, so they leave the scans (freeze), and young objects are collected in larger
+    batches. Garbage without cycles is still freed at once, by reference counting."""
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    gc.set_threshold(20_000, 20, 20)  # see settle_gc
     kopf.configure(
         verbose=args.verbose,
         # "plain" is kopf's full text format: time, logger, level, message.
