@@ -15,7 +15,7 @@ JobsController.listJobs and the job persistence behind it; tests/support/AIRBYTE
   with one identical timestamp filling a whole page advance by offset.
 - A watch's own `GET /jobs/{id}` is left for what a list cannot serve: a job seen for the first
   time; a job the walks have not vouched for within its interval (a walk failed, or the cadence
-  is slower); a safety re-read of each job every `SAFETY_INTERVALS` of its intervals, spread at
+  is slower); a safety re-read of each job every 100 to 200 of its intervals, spread at
   random (at most 1% of watches per interval); and servers whose credentials may not list
   (403: that server falls back to per-job reads, said once in a log line and a metric).
 - A GET that finds a change the walks did not report means Airbyte's clock went back (or a row
@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 # second, 10 s of overlap would cost 8 more pages a walk. A later commit is caught by the
 # safety re-reads, and a GET that finds such a change moves the watermark back.
 OVERLAP = 3.0
-SAFETY_INTERVALS = 100  # a job gets its own GET at least once per this many of its intervals
+# A job gets its own GET once per 100 to 200 of its intervals, at random: spread over a window of
+# 100 intervals, at most 1% of watches created together re-read in any one interval.
+SAFETY_INTERVALS = (100, 200)
 MIN_CADENCE = 1.0  # seconds between two walks of one server, at least
 MAX_PAGES = 1000  # per walk: a runaway walk stops and the next one goes on from its watermark
 SLACK = 2.0  # seconds a walk's news may be older than a watch's interval and still serve it
@@ -98,11 +100,7 @@ class Feed:
         if known is not None:
             known.watchers.add(watcher)
             self._set_interval(known, interval)
-        if (
-            self.fallback is None
-            and known is not None
-            and now - known.read_at < SAFETY_INTERVALS * known.interval
-        ):
+        if self.fallback is None and known is not None and now < known.reread_at:
             if self.problem is not None and self.walked_at is not None:
                 return self.problem, True  # the server is down for every watch: no herd of GETs
             fresh = max(known.read_at, self.walked_at or float("-inf"))
@@ -176,7 +174,7 @@ class Feed:
     @staticmethod
     def _reread(now: float, interval: float) -> float:
         """Spread at random, so that watches created together do not re-read together."""
-        return now + SAFETY_INTERVALS * interval * random.uniform(0.5, 1.0)
+        return now + interval * random.uniform(*SAFETY_INTERVALS)
 
     def next_reread(self, job_id: int) -> float | None:
         known = self.jobs.get(job_id)

@@ -115,7 +115,11 @@ def test_chaos(control_plane: ControlPlane, fake_airbyte: RunningFake, tmp_path:
     assert not running_twice, running_twice
     assert not unpaired, unpaired
     assert reasons["TimedOut"] == 0
-    assert sum(proxy.counts[f] for f in proxy.counts if f != "pass") > WATCHES, "faults were injected"
+    # The faults were real: about 30% of Airbyte's requests while they lasted (list mode makes few
+    # requests, so their count is not a multiple of the watches), and watches saw outages.
+    faults = sum(proxy.counts[f] for f in proxy.counts if f != "pass")
+    assert faults >= 0.15 * sum(proxy.counts.values()) and faults >= 20, "faults were injected"
+    assert reasons["AirbyteUnreachable"] > 0
     assert "Traceback" not in operator.output
 
 

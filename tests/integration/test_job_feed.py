@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Hashable, Iterable
 
 import pytest
@@ -256,6 +257,14 @@ async def test_watches_added_after_a_walk_do_not_make_the_next_walk_read_every_j
     before = lists(fake_airbyte)
     await feed.walk()
     assert lists(fake_airbyte) - before == 1  # nothing changed: one empty page
+
+
+def test_safety_rereads_come_every_100_to_200_intervals_at_most_1_percent_per_interval() -> None:
+    n, now = 100_000, 1000.0
+    due = [(Feed._reread(now, INTERVAL) - now) / INTERVAL for _ in range(n)]
+    assert min(due) >= 100 and max(due) <= 200
+    per_interval = Counter(int(d) for d in due)
+    assert max(per_interval.values()) <= 0.012 * n  # 1%, and room for chance (6 sd)
 
 
 async def test_a_server_clock_that_jumps_back_is_caught_by_the_safety_reread(
