@@ -156,6 +156,9 @@ class Watches:
         if is_final(watch.status) and not watch.stale:
             self.scheduler.unschedule(watch.key)
             return  # finished before; never polled again
+        if self.listed:
+            self.scheduler.schedule(watch.key, 0.0)  # created while we run: `kubectl wait` waits
+            return
         # Spread first polls so that many watches found at start do not poll in one instant.
         spread = min(_interval_hint(watch.spec), self.options.startup_spread)
         self.scheduler.schedule(watch.key, random.uniform(0, spread))

@@ -162,6 +162,17 @@ async def test_watches_deleted_while_the_stream_was_down_are_forgotten_after_a_r
     assert h.watches.scheduler.next_due() is not None and len(h.watches.scheduler) == 1
 
 
+async def test_a_watch_created_while_the_operator_runs_gets_its_first_status_at_once() -> None:
+    """The startup spread is for the watches found at start, not for each one created later:
+    `kubectl apply` then `kubectl wait` should not wait up to 5 s for a first status."""
+    h = Harness(startup_spread=5.0)
+    for i in range(1, 6):
+        h.airbyte.add_job(i, "running")
+        h.kube.create(NS, f"w{i}", {"jobId": i})
+    await h.run_for(0.1)
+    assert [status(h, f"w{i}").get("phase") for i in range(1, 6)] == ["Running"] * 5
+
+
 async def test_kopfs_first_list_after_ours_is_not_taken_for_a_relist() -> None:
     """At start the operator lists every watch, then kopf lists them again before its stream
     begins: only unnamed events after the stream has begun mean a re-list worth a resync."""
