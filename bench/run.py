@@ -196,7 +196,12 @@ def run_n(n: int, opts: argparse.Namespace, folder: Path, save: Callable[[dict[s
     job_max = opts.job_max if opts.job_max is not None else default_job_max(n, opts.job_min)
     schedule = job_schedule(n, opts.job_min, job_max, opts.seed)
     jobs_file = folder / f"jobs-{n}.json"
-    jobs_file.write_text(json.dumps([{"id": j["id"], "finishAt": time.time() + 86400} for j in schedule]))
+    # The jobs have run for ten minutes when their watches are made: jobs that all started within
+    # seconds of the operator's first read would all be read again by its first list walk.
+    since = time.time() - 600
+    jobs_file.write_text(
+        json.dumps([{"id": j["id"], "finishAt": time.time() + 86400, "createdAt": since} for j in schedule])
+    )
     schedule_file = folder / f"schedule-{n}.json"
     schedule_file.write_text(json.dumps(schedule))
     budget = opts.budget or max(600.0, math.ceil(3 * n / opts.interval))

@@ -772,8 +772,9 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true", help="serve the demo's scripted jobs")
     parser.add_argument(
         "--jobs-file",
-        help='JSON list of {"id": N, "finishAt": epoch, "final": "succeeded"}: running until then '
-        "(POST the same list to /_fake/jobs to re-time them later)",
+        help='JSON list of {"id": N, "finishAt": epoch, "final": "succeeded", "createdAt": epoch}: '
+        "running since createdAt (default: now) until finishAt (POST the same list to /_fake/jobs "
+        "to re-time them later)",
     )
     parser.add_argument(
         "--count-only",
@@ -786,7 +787,9 @@ def main() -> None:
     if args.jobs_file:
         with open(args.jobs_file) as f:
             for job in json.load(f):
-                fake.add_job(job["id"], scripted_end(job), rows=job.get("rows", 0))
+                since = job.get("createdAt")
+                times = {"created": since, "updated": since} if since is not None else {}
+                fake.add_job(job["id"], scripted_end(job), rows=job.get("rows", 0), **times)
     if args.demo:
         for job_id, steps in DEMO_JOBS.items():
             fake.add_job(job_id, steps, rows=1000 * job_id, bytes_=65536 * job_id)
