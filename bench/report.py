@@ -61,7 +61,10 @@ ROWS: list[tuple[str, Callable[[Column], str]]] = [
         "peak RSS (RSS per watch)",
         lambda c: f"{fmt(_op(c)['peak_rss_mib'], 'MiB')} ({fmt(_op(c)['rss_per_watch_kib'], 'KiB')})",
     ),
-    ("Airbyte requests/s, all jobs running", lambda c: fmt(_op(c)["steady"]["requests_per_second"])),
+    (
+        "Airbyte requests/s, all jobs running",
+        lambda c: fmt(_op(c)["steady"]["requests_per_second"], digits=2),
+    ),
     ("  by kind: job GET / job list / token / other", _kinds),
     (
         "Airbyte requests per watch-interval",
