@@ -226,7 +226,8 @@ class FakeAirbyte:
     # --- HTTP -------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._record_and_fault])
+        # A benchmark's POST /_fake/jobs for 50,000 jobs is a few MB; aiohttp refuses over 1 MiB.
+        app = web.Application(middlewares=[self._record_and_fault], client_max_size=64 * 2**20)
         p = self.prefix
         self._contract: dict[tuple[str, str], tuple[contract.Check | None, contract.Check | None]] = {
             ("POST", f"{p}/applications/token"): (contract.token_request, contract.token_response),
