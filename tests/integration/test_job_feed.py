@@ -53,6 +53,14 @@ def move(job: FakeJob, status: str, at_: float) -> None:
     job.updated = at_
 
 
+def running(fake: RunningFake, ids: Iterable[int], since: float, updated: float | None = None) -> None:
+    """Jobs running since `since` (Airbyte's clock), last changed at `updated` (default: then)."""
+    for job_id in ids:
+        fake.fake.add_job(
+            job_id, [Step("running")], created=since, updated=since if updated is None else updated
+        )
+
+
 def lists(fake: RunningFake) -> int:
     return sum(1 for r in fake.fake.requests if r.method == "GET" and r.path.endswith("/jobs"))
 
@@ -71,8 +79,7 @@ async def test_a_walk_tells_exactly_the_watches_whose_job_moved_and_serves_the_r
     fake_airbyte: RunningFake, client: AirbyteApi
 ) -> None:
     t0 = time.time() - 600
-    for job_id in (1, 2, 3):
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, (1, 2, 3), t0)
     clock, told = Clock(), Told()
     feed = Feed(client, "fake", clock, told)
     await watched(feed, fake_airbyte, (1, 2, 3))
@@ -92,8 +99,7 @@ async def test_changes_spread_over_many_pages_are_all_seen(
 ) -> None:
     t0 = time.time() - 3600
     ids = range(1, 251)
-    for job_id in ids:
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, ids, t0)
     told = Told()
     feed = Feed(client, "fake", Clock(), told)
     await watched(feed, fake_airbyte, ids)
@@ -113,8 +119,7 @@ async def test_the_oldest_change_is_told_first_and_each_page_as_soon_as_it_is_re
     ended, starting before the last page is read: the ones that waited longest go first."""
     t0 = time.time() - 3600
     ids = range(1, 251)
-    for job_id in ids:
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, ids, t0)
     calls: list[tuple[int, list[Hashable]]] = []  # (lists made so far, watchers told)
     feed = Feed(client, "fake", Clock(), lambda ws: calls.append((lists(fake_airbyte), list(ws))))
     await watched(feed, fake_airbyte, ids)
@@ -152,8 +157,7 @@ async def test_more_equal_timestamps_than_a_page_are_all_seen(
 ) -> None:
     t0 = time.time() - 3600
     ids = range(1, 2 * LIST_PAGE + 31)
-    for job_id in ids:
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, ids, t0)
     told = Told()
     feed = Feed(client, "fake", Clock(), told)
     await watched(feed, fake_airbyte, ids)
@@ -169,8 +173,7 @@ async def test_a_job_that_moves_while_the_walk_pages_is_not_missed(
 ) -> None:
     t0 = time.time() - 3600
     ids = range(1, 181)
-    for job_id in ids:
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, ids, t0)
     told = Told()
     feed = Feed(client, "fake", Clock(), told)
     await watched(feed, fake_airbyte, ids)
@@ -198,8 +201,7 @@ async def test_running_jobs_that_do_not_change_are_not_read_again_by_each_walk(
 ) -> None:
     t0 = time.time() - 3600
     ids = range(1, 251)
-    for job_id in ids:
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0 + 5)
+    running(fake_airbyte, ids, t0, t0 + 5)
     feed = Feed(client, "fake", Clock(), Told())
     await watched(feed, fake_airbyte, ids)
     await feed.walk()
@@ -231,8 +233,7 @@ async def test_the_first_walk_starts_from_airbytes_clock_at_the_first_read_not_f
     fake_airbyte: RunningFake, client: AirbyteApi
 ) -> None:
     t0 = time.time() - 3600
-    for job_id in range(1, 251):
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, range(1, 251), t0)
     feed = Feed(client, "fake", Clock(), Told())
     await watched(feed, fake_airbyte, (1,))
     before = lists(fake_airbyte)
@@ -248,8 +249,7 @@ async def test_watches_added_after_a_walk_do_not_make_the_next_walk_read_every_j
     new job added up: 2,000 watches found after a walk sent it back hours.)"""
     t0 = time.time() - 300
     ids = range(1, 251)
-    for job_id in ids:
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, ids, t0)
     feed = Feed(client, "fake", Clock(), Told())
     await watched(feed, fake_airbyte, (1,))
     await feed.walk()  # reads the 250 rows since t0 once
@@ -271,8 +271,7 @@ async def test_a_server_clock_that_jumps_back_is_caught_by_the_safety_reread(
     fake_airbyte: RunningFake, client: AirbyteApi
 ) -> None:
     t0 = time.time() - 3600
-    for job_id in (1, 2):
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, (1, 2), t0)
     clock, told = Clock(), Told()
     feed = Feed(client, "fake", clock, told)
     await watched(feed, fake_airbyte, (1, 2))
@@ -314,8 +313,7 @@ async def test_an_outage_reaches_every_watch_once_without_a_herd_of_gets(
     fake_airbyte: RunningFake, client: AirbyteApi
 ) -> None:
     t0 = time.time() - 600
-    for job_id in (1, 2, 3):
-        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0, updated=t0)
+    running(fake_airbyte, (1, 2, 3), t0)
     clock, told = Clock(), Told()
     feed = Feed(client, "fake", clock, told)
     await watched(feed, fake_airbyte, (1, 2, 3))
