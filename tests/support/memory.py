@@ -260,6 +260,7 @@ class MemoryAirbyte:
     posts: int = 0
     cancels: list[int] = field(default_factory=list)
     requests: int = 0
+    lists: int = 0  # of the requests, the pages of GET /jobs by update time
     faults: list[at.Problem | BaseException] = field(default_factory=list)  # next answers
     lose_next_post_answer: bool = False  # the job is created, the answer never arrives
     gate: asyncio.Event | None = None  # when set to an unset Event, requests wait for it
@@ -295,6 +296,7 @@ class MemoryAirbyte:
 
     async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
         """GET /jobs?updatedAtStart&orderBy=updatedAt|ASC&limit=100&offset, as the server pages."""
+        self.lists += 1
         try:
             await self._enter()
         except _Answer as a:

@@ -274,6 +274,27 @@ async def test_in_list_mode_a_watch_learns_its_outcome_from_a_walk_not_its_own_r
     assert h.reasons("w") == ["JobRunning", "JobSucceeded"]
 
 
+async def test_in_list_mode_a_server_on_the_config_api_is_read_per_job_beside_a_listed_one() -> None:
+    """The legacy config API has no jobs list by update time: its watches read their own job
+    each interval, while the public server's watches are served by its walks."""
+    h = Harness(poll_mode="list")
+    login = {"url": "https://legacy.test/api", "username": "u", "password": SECRET_VALUE, "api": "config"}
+    h.kube.put_data("secrets", NS, "legacy", login)
+    job = h.airbyte.add_job(7, "running")
+    h.airbyte.add_job(8, "running")
+    h.kube.create(NS, "old", {"jobId": 7, "pollInterval": "30s", "serverRef": {"name": "legacy"}})
+    h.kube.create(NS, "new", {"jobId": 8, "pollInterval": "30s"})
+    await h.run_for(1)
+    assert h.airbyte.requests == 2  # each watch's first read
+    await h.run_for(300)
+    # Ten intervals: the legacy watch's own ten GETs, and ten walks for the public one's server.
+    assert h.airbyte.requests == 22 and h.airbyte.lists == 10 and len(h.watches.feeds) == 1
+    h.airbyte.move(job, "failed", failure="boom")
+    await h.run_for(31)
+    assert status(h, "old")["phase"] == "Failed" and h.reasons("old") == ["JobRunning", "JobFailed"]
+    assert status(h, "new")["phase"] == "Running"
+
+
 async def test_in_list_mode_a_cancel_at_the_deadline_reads_the_job_first() -> None:
     """The walk's news may be an interval old, and Airbyte cancels whatever the connection runs
     now: cancelling on that news could stop the connection's next job."""
