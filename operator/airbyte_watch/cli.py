@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fnmatch
 import gc
 import logging
 import os
@@ -25,6 +24,7 @@ from .handlers import build_registry
 from .kube_client import KubeClient, KubeError
 from .leadership import Leadership, Timing
 from .metrics import Metrics
+from .namespaces import is_pattern
 from .sharding import Shard, ordinal_of
 from .watches import Options, Watches
 
@@ -218,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
         before_write=leadership.check if leadership else lambda: None,
     )
     namespaces = args.namespaces or []
-    globbed = any(map(is_glob, namespaces))
+    globbed = any(map(is_pattern, namespaces))
     watches = Watches(
         kube=kube,
         connections=Connections(kube, allowed_urls=args.allowed_urls),
@@ -266,7 +266,7 @@ async def run(args: argparse.Namespace) -> None:
         keeper.add_done_callback(lambda _: stop.set())
         tasks.append(keeper)
     await kube.wait_for_crd()
-    await load_existing(kube, watches, namespaces)
+    await load_existing(watches)
     settle_gc()
     watches.listed = True
     listed.set()
@@ -354,29 +354,20 @@ def role_of(leadership: Leadership | None) -> str:
     return f"standby for Lease {leadership.namespace}/{leadership.name} (held by {leadership.holder})"
 
 
-def is_glob(namespace: str) -> bool:
-    return bool(set(namespace) & set("*?[!"))
-
-
-async def load_existing(kube: KubeClient, watches: Watches, namespaces: list[str]) -> None:
+async def load_existing(watches: Watches) -> None:
     """Read every existing watch before serving, so readiness means "all watches are known".
 
     kopf's own listing follows and finds them known already.
     """
-    globbed = any(map(is_glob, namespaces))
-    scopes: list[str | None] = [None] if not namespaces or globbed else list(namespaces)
-    for scope in scopes:
-        while True:
-            try:
-                async for items in kube.list_watches(scope):
-                    for item in items:
-                        namespace = item["metadata"]["namespace"]
-                        if not globbed or any(fnmatch.fnmatchcase(namespace, ns) for ns in namespaces):
-                            watches.observe(None, item)
-                break
-            except KubeError as exc:  # seeing a watch twice is harmless: the list starts again
-                log.warning("Cannot list the existing watches yet (%s); retrying in 5s", exc)
-                await asyncio.sleep(5)
+    while True:
+        try:
+            async for items in watches.served_pages():
+                for item in items:
+                    watches.observe(None, item)
+            return
+        except KubeError as exc:  # seeing a watch twice is harmless: the list starts again
+            log.warning("Cannot list the existing watches yet (%s); retrying in 5s", exc)
+            await asyncio.sleep(5)
 
 
 def settle_gc() -> None:

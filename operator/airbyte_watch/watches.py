@@ -16,11 +16,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import fnmatch
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +33,7 @@ from .job_feed import Feeds
 from .job_source import JobSource
 from .kube_client import KubeClient, KubeError
 from .metrics import Metrics
+from .namespaces import list_scopes, serves
 from .scheduler import Scheduler
 from .server_config import ServerConfig
 from .sharding import Shard
@@ -182,19 +182,23 @@ class Watches:
         await self.feeds.prune()
         self.clients.close_unused({w.server_key for w in self.known.values() if w.server_key})
 
+    async def served_pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every watch of the served namespaces, a page at a time: one list per named namespace,
+        or one of all namespaces filtered by the patterns, as kopf's stream filters them."""
+        patterns = self.options.namespaces
+        for scope in list_scopes(patterns):
+            async for items in self.kube.list_watches(scope):
+                if scope is None and patterns:
+                    items = [i for i in items if serves(patterns, _namespace_of(i))]
+                yield items
+
     async def resync(self) -> None:
         """List every watch; forget the ones that are gone though no event said so."""
         self._resync_at = self.monotonic() + self.options.resync_period
         mark = self.table.mark()
-        patterns = self.options.namespaces
-        globbed = any(set(p) & set("*?[") for p in patterns)
-        scopes: list[str | None] = [None] if not patterns or globbed else list(patterns)
-        for scope in scopes:
-            async for items in self.kube.list_watches(scope):
-                for item in items:
-                    namespace = (item.get("metadata") or {}).get("namespace", "")
-                    if not globbed or any(fnmatch.fnmatchcase(namespace, p) for p in patterns):
-                        self._changed(*self.table.apply(None, item))
+        async for items in self.served_pages():
+            for item in items:
+                self._changed(*self.table.apply(None, item))
         for watch in self.table.unseen_since(mark):
             log.info("%s/%s is gone (found by a resync)", *watch.key)
             self.forget(watch.key)
@@ -334,6 +338,10 @@ class Watches:
         if isinstance(answer, at.Job) and answer.failure:
             return dataclasses.replace(answer, failure=clean(answer.failure, secrets, DETAIL_LIMIT))
         return answer
+
+
+def _namespace_of(item: Mapping[str, Any]) -> str:
+    return str((item.get("metadata") or {}).get("namespace", ""))
 
 
 def _interval_hint(spec: Mapping[str, Any]) -> float:
