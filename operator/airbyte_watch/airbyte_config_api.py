@@ -112,6 +112,7 @@ def _job_from(job: Any, attempts: list[Any] | None) -> at.Job | at.Problem:
         bytes_synced=_opt_int(stats.get("bytesCommitted")),
         attempts=None if attempts is None else len(attempts),
         failure=_last_failure(attempts or []),
+        updated=_opt_int(job.get("updatedAt")),  # JobRead.updatedAt: epoch seconds
     )
 
 

@@ -67,13 +67,16 @@ class Known:
     watchers: set[Hashable] = field(default_factory=set)
 
 
+PageHook = Callable[[str, str, float], None]  # (host, "ok" or a problem kind, seconds): one page read
+
+
 class Feed:
     """One server + credentials: what its watched jobs last looked like, kept fresh by walks."""
 
     def __init__(self, client: JobLister, host: str, monotonic: Callable[[], float],
                  notify: Callable[[Iterable[Hashable]], None],
                  on_fallback: Callable[[str], None] = lambda host: None,
-                 on_page: Callable[[str, str], None] = lambda host, outcome: None) -> None:  # fmt: skip
+                 on_page: PageHook = lambda host, outcome, seconds: None) -> None:  # fmt: skip
         self.client = client
         self.on_page = on_page
         self.host = host
@@ -235,8 +238,10 @@ class Feed:
         start, offset, newest = self.watermark - OVERLAP, 0, self.watermark
         server_time: float | None = None
         for _ in range(MAX_PAGES):
+            asked = self.monotonic()
             answer = await self.client.jobs_updated_since(start, offset)
-            self.on_page(self.host, answer.kind if isinstance(answer, at.Problem) else "ok")
+            outcome = answer.kind if isinstance(answer, at.Problem) else "ok"
+            self.on_page(self.host, outcome, self.monotonic() - asked)
             if isinstance(answer, at.Problem):
                 self._failed(answer)
                 return
@@ -288,7 +293,7 @@ class Feeds:
 
     def __init__(self, monotonic: Callable[[], float], notify: Callable[[Iterable[Hashable]], None],
                  on_fallback: Callable[[str], None] = lambda host: None,
-                 on_page: Callable[[str, str], None] = lambda host, outcome: None,
+                 on_page: PageHook = lambda host, outcome, seconds: None,
                  autostart: bool = True) -> None:  # fmt: skip
         self.monotonic = monotonic
         self.notify = notify

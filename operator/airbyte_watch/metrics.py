@@ -11,6 +11,10 @@ from . import airbyte_types as at
 from .names import PHASES
 
 _KNOWN_STATUSES = at.WAITING | {at.SUCCEEDED, at.FAILED, at.CANCELLED}
+LISTED = "listed"  # the outcome of a list-mode page read without a problem
+# Detection delay: the list walks and polls run every pollInterval (30 s by default), so most
+# delays fall under a minute; the long tail shows polls falling behind.
+DETECTION_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600, 1800)
 
 
 class Metrics:
@@ -22,14 +26,22 @@ class Metrics:
         )
         self.polls = Counter(
             "airbyte_watch_polls_total",
-            "Polls of the Airbyte API, by server and outcome (job status or problem kind).",
+            "Polls of the Airbyte API, by server and outcome: a job GET's job status, "
+            f"'{LISTED}' for a page of a list-mode walk, or the problem kind.",
             ["server", "outcome"],
             registry=r,
         )
         self.poll_seconds = Histogram(
             "airbyte_watch_poll_duration_seconds",
-            "Time for one poll of the Airbyte API.",
+            "Time for one poll of the Airbyte API (a job GET or a page of a list-mode walk).",
             ["server"],
+            registry=r,
+        )
+        self.detection = Histogram(
+            "airbyte_watch_detection_delay_seconds",
+            "From a job's end, by Airbyte's clock (its last update), to its watch's final status.",
+            ["server"],
+            buckets=DETECTION_BUCKETS,
             registry=r,
         )
         self.api_errors = Counter(
@@ -103,6 +115,21 @@ class Metrics:
             outcome = answer.kind
             self.api_errors.labels(server, answer.kind).inc()
         self.polls.labels(server, outcome).inc()
+
+    def observe_list_page(self, server: str, outcome: str, seconds: float) -> None:
+        """A page of a list-mode walk is a poll too (`outcome` "ok" or a problem kind): in list
+        mode the pages are nearly all of Airbyte's load, and a server that is down shows only
+        in them, since the watches' steps are then served the walk's problem without a request."""
+        self.job_list_pages.labels(server, outcome).inc()
+        self.poll_seconds.labels(server).observe(seconds)
+        if outcome != "ok":
+            self.api_errors.labels(server, outcome).inc()
+        self.polls.labels(server, LISTED if outcome == "ok" else outcome).inc()
+
+    def observe_detection(self, server: str | None, seconds: float) -> None:
+        """From the job's end by Airbyte's clock to its watch's final status; a clock of
+        Airbyte's that runs ahead of ours would make it negative."""
+        self.detection.labels(server or "unknown").observe(max(0.0, seconds))
 
     def observe_event(self, type_: str, reason: str) -> None:
         self.events.labels(type_, reason).inc()

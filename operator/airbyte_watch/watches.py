@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import airbyte_types as at
 from .airbyte_client import ClientPool
@@ -61,6 +61,15 @@ class Options:
     poll_mode: str = "list"  # list: one GET /jobs walk per server tells every watch; get: per job
 
 
+class Decided(NamedTuple):
+    """One step's decision and what it was made from."""
+
+    decision: Decision
+    spec: WatchSpec | InvalidSpec
+    served: bool = False  # the list walks told Airbyte's answer: no request of its own
+    answer: at.Job | at.Problem | None = None
+
+
 class Watches:
     def __init__(
         self,
@@ -93,7 +102,7 @@ class Watches:
             monotonic,
             self._moved,
             on_fallback=lambda host: self.metrics.list_fallback.labels(host).set(1),
-            on_page=lambda host, outcome: self.metrics.job_list_pages.labels(host, outcome).inc(),
+            on_page=self.metrics.observe_list_page,
             autostart=walks,
         )
         self.listed = False  # our own first list is in (readiness)
@@ -216,7 +225,8 @@ class Watches:
         decided = await self._decide(watch)
         if decided is None:
             return  # deleted while it ran
-        decision, spec, served = decided
+        decision, spec, served, answer = decided
+        was_final = is_final(watch.status)
         written = await self.writer.write(watch, decision.status, decision.events)
         if written is Written.GONE:
             if self.table.get(key) is watch:
@@ -226,6 +236,8 @@ class Watches:
             self.scheduler.schedule(key, self.options.patch_retry_delay)
             return
         watch.failures = decision.failures
+        if not was_final and is_final(watch.status):
+            self._observe_detection(watch, answer)
         if isinstance(spec, WatchSpec):
             await self.deletion.keep_finalizer_in_step(watch, spec)
         delay = decision.next_poll_in
@@ -234,6 +246,12 @@ class Watches:
         elif served and delay is not None and decision.failures == 0:
             delay = self._quiet_until(watch, delay)
         self._plan_next(watch, delay)
+
+    def _observe_detection(self, watch: Watch, answer: at.Job | at.Problem | None) -> None:
+        """How long after the job ended (by Airbyte's clock) its watch said so; not for a watch
+        that ended otherwise (timed out, job not found), whose job has not ended."""
+        if isinstance(answer, at.Job) and answer.status not in at.WAITING and answer.updated is not None:
+            self.metrics.observe_detection(watch.server, self.clock().timestamp() - answer.updated)
 
     def _plan_next(self, watch: Watch, delay: float | None) -> None:
         if watch.deleted:
@@ -257,7 +275,7 @@ class Watches:
         until_reread = reread - self.monotonic() if reread is not None else delay
         return max(delay, min(until_deadline, until_reread))
 
-    async def _decide(self, watch: Watch) -> tuple[Decision, WatchSpec | InvalidSpec, bool] | None:
+    async def _decide(self, watch: Watch) -> Decided | None:
         """Gather what the decision needs (spec, job id, Airbyte's answer, a cancel at the
         deadline) and make the one decision of this step."""
         generation = watch.generation
@@ -266,7 +284,7 @@ class Watches:
         except InvalidSpec as exc:
             spec = exc
         if is_final(watch.status) or isinstance(spec, InvalidSpec):
-            return decide(spec, watch.status, watch.failures, None, self.clock(), generation), spec, False
+            return Decided(decide(spec, watch.status, watch.failures, None, self.clock(), generation), spec)
         answer: at.Job | at.Problem | None = None
         if spec.job_id is None:
             found = await self.jobs.job_id(watch, spec)
@@ -304,7 +322,8 @@ class Watches:
                 )
         if watch.deleted:
             return None
-        return decide(spec, watch.status, watch.failures, answer, now, generation, cancelled), spec, served
+        decision = decide(spec, watch.status, watch.failures, answer, now, generation, cancelled)
+        return Decided(decision, spec, served, answer)
 
     async def _read_job(
         self, watch: Watch, spec: WatchSpec, config: ServerConfig

@@ -101,7 +101,8 @@ def test_the_parser_is_prometheus_and_rejects_what_prometheus_rejects() -> None:
 def test_every_expression_parses_and_reads_exported_metrics(exported: set[str], source: str) -> None:
     assert (
         "airbyte_watch_polls_total" in exported and "airbyte_watch_poll_duration_seconds_bucket" in exported
-    )
+        and "airbyte_watch_detection_delay_seconds_bucket" in exported
+    )  # fmt: skip
     exprs = dashboard_exprs(json.loads(DASHBOARD.read_text())) if source == "dashboard" else rule_exprs()
     assert exprs
     for result in parse(exprs):
@@ -124,13 +125,14 @@ def test_dashboard_covers_what_operators_look_at() -> None:
     titles = {panel["title"] for panel in dashboard["panels"]}
     assert titles >= {
         "Watches by phase", "Outcomes over time", "Polls per server", "Airbyte API errors per server",
-        "Poll duration", "Token fetches", "Request budget use", "Leader per pod",
+        "Poll duration", "Token fetches", "Request budget use", "Leader per pod", "Detection delay",
     }  # fmt: skip
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
     exprs = " ".join(dashboard_exprs(dashboard))
     for metric in (
         "airbyte_watch_watches", "airbyte_watch_events_total", "airbyte_watch_token_fetches_total",
         "airbyte_watch_airbyte_api_errors_total", "airbyte_watch_request_budget_per_second",
+        "airbyte_watch_detection_delay_seconds_bucket",
     ):  # fmt: skip
         assert re.search(rf"\b{metric}\b", exprs), metric
 

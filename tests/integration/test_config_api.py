@@ -36,6 +36,8 @@ async def test_reads_a_job_with_attempts_and_the_last_failure(fake: RunningFake)
     assert failed.failure == "source config_error: Invalid credentials for Postgres source"
     assert failed.rows_synced == 10 and failed.connection_id and failed.job_type == "sync"
     assert isinstance(running, at.Job) and running.status == "running" and running.failure is None
+    # JobRead.updatedAt, epoch seconds: when the job last changed (the detection-delay metric's start)
+    assert failed.updated == int(fake.fake.jobs[7].updated)
     posts = [r for r in fake.fake.requests if r.path == "/api/v1/jobs/get"]
     assert len(posts) == 2 and all(r.method == "POST" and r.authorization.startswith("Basic ") for r in posts)
 
