@@ -226,7 +226,7 @@ class Watches:
         if decided is None:
             return  # deleted while it ran
         decision, spec, served, answer = decided
-        was_final = is_final(watch.status)
+        before = watch.status
         written = await self.writer.write(watch, decision.status, decision.events)
         if written is Written.GONE:
             if self.table.get(key) is watch:
@@ -236,8 +236,8 @@ class Watches:
             self.scheduler.schedule(key, self.options.patch_retry_delay)
             return
         watch.failures = decision.failures
-        if not was_final and is_final(watch.status):
-            self._observe_detection(watch, answer)
+        if not is_final(before) and is_final(watch.status):
+            self._observe_detection(watch, before, answer)
         if isinstance(spec, WatchSpec):
             await self.deletion.keep_finalizer_in_step(watch, spec)
         delay = decision.next_poll_in
@@ -247,10 +247,14 @@ class Watches:
             delay = self._quiet_until(watch, delay)
         self._plan_next(watch, delay)
 
-    def _observe_detection(self, watch: Watch, answer: at.Job | at.Problem | None) -> None:
-        """How long after the job ended (by Airbyte's clock) its watch said so; not for a watch
-        that ended otherwise (timed out, job not found), whose job has not ended."""
-        if isinstance(answer, at.Job) and answer.status not in at.WAITING and answer.updated is not None:
+    def _observe_detection(self, watch: Watch, before: Mapping[str, Any], answer: Any) -> None:
+        """How long after the job ended (by Airbyte's clock) its watch said so. Only for a job
+        this watch saw waiting: not for one that had ended before the watch first read it (its
+        "delay" would be the watch's lateness), nor for a watch that ended otherwise (timed out,
+        job not found), whose job has not ended."""
+        if not isinstance(answer, at.Job) or answer.status in at.WAITING or answer.updated is None:
+            return
+        if before.get("jobId") == answer.job_id and before.get("jobStatus") in at.WAITING:
             self.metrics.observe_detection(watch.server, self.clock().timestamp() - answer.updated)
 
     def _plan_next(self, watch: Watch, delay: float | None) -> None:

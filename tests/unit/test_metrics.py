@@ -104,3 +104,14 @@ async def test_an_airbyte_clock_ahead_of_ours_never_observes_a_negative_delay() 
     await h.run_for(40)
     assert sample(h, "airbyte_watch_detection_delay_seconds_count", server=SERVER) == 1
     assert sample(h, "airbyte_watch_detection_delay_seconds_sum", server=SERVER) == 0.0
+
+
+async def test_a_job_that_ended_before_its_watch_first_read_it_observes_no_delay() -> None:
+    """Its "delay" would be how late the watch was created, hours perhaps, not how late we saw."""
+    h = Harness()
+    h.airbyte.add_job(7, "succeeded")
+    h.clock.advance(3600)
+    h.kube.create(NS, "w", {"jobId": 7, "pollInterval": "30s"})
+    await h.run_for(10)
+    assert h.obj("w")["status"]["phase"] == "Succeeded"
+    assert sample(h, "airbyte_watch_detection_delay_seconds_count", server=SERVER) == 0
