@@ -62,3 +62,12 @@ def test_a_harness_can_load_fifty_thousand_jobs_in_one_request() -> None:
         assert answer.status_code == 200, answer.text[:200]
         assert answer.json() == {"loaded": 50_000} and len(running.fake.jobs) == 50_000
         assert running.fake.jobs[50_000].steps == scripted_end(entries[-1])
+
+
+def test_a_job_loaded_over_http_runs_since_its_created_at_as_one_from_a_jobs_file() -> None:
+    since = time.time() - 600
+    entry = {"id": 7, "finishAt": time.time() + 3600, "createdAt": since}
+    with RunningFake(FakeAirbyte()) as running:
+        assert httpx.post(f"{running.base}/_fake/jobs", json=[entry], timeout=10).status_code == 200
+        job = running.fake.jobs[7]
+        assert job.created == since and job.updated == since and job.peek() == "running"

@@ -191,6 +191,13 @@ class FakeAirbyte:
 
     # --- scripting from tests ---------------------------------------------------------------
 
+    def add_scripted(self, entry: dict[str, Any]) -> FakeJob:
+        """One job of a jobs file (or of POST /_fake/jobs): running since `createdAt` (default:
+        now) until `finishAt`, then its `final` status."""
+        since = entry.get("createdAt")
+        times = {"created": since, "updated": since} if since is not None else {}
+        return self.add_job(int(entry["id"]), scripted_end(entry), rows=entry.get("rows", 0), **times)
+
     def add_job(
         self,
         job_id: int,
@@ -598,7 +605,7 @@ class FakeAirbyte:
                     job.steps[job._index :] = scripted_end(entry)
         for entry in entries:
             if int(entry["id"]) not in self.jobs:
-                self.add_job(int(entry["id"]), scripted_end(entry), rows=entry.get("rows", 0))
+                self.add_scripted(entry)
         return json_answer({"loaded": len(entries)})
 
     # --- the config API ---------------------------------------------------------------------
@@ -788,9 +795,7 @@ def main() -> None:
     if args.jobs_file:
         with open(args.jobs_file) as f:
             for job in json.load(f):
-                since = job.get("createdAt")
-                times = {"created": since, "updated": since} if since is not None else {}
-                fake.add_job(job["id"], scripted_end(job), rows=job.get("rows", 0), **times)
+                fake.add_scripted(job)
     if args.demo:
         for job_id, steps in DEMO_JOBS.items():
             fake.add_job(job_id, steps, rows=1000 * job_id, bytes_=65536 * job_id)
