@@ -247,7 +247,9 @@ class Watches:
             delay = self._quiet_until(watch, delay)
         self._plan_next(watch, delay)
 
-    def _observe_detection(self, watch: Watch, before: Mapping[str, Any], answer: Any) -> None:
+    def _observe_detection(
+        self, watch: Watch, before: Mapping[str, Any], answer: at.Job | at.Problem | None
+    ) -> None:
         """How long after the job ended (by Airbyte's clock) its watch said so. Only for a job
         this watch saw waiting: not for one that had ended before the watch first read it (its
         "delay" would be the watch's lateness), nor for a watch that ended otherwise (timed out,
