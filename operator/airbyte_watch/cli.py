@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -20,12 +19,11 @@ import kopf
 from .airbyte_client import USER_AGENT, ClientPool
 from .connections import Connections
 from .endpoints import build_app, serve
-from .handlers import build_registry
 from .kube_client import KubeClient, KubeError
 from .leadership import Leadership, Timing
 from .metrics import Metrics
-from .namespaces import is_pattern
 from .sharding import Shard, ordinal_of
+from .watch_stream import WatchStream
 from .watches import Options, Watches
 
 log = logging.getLogger("airbyte_watch")
@@ -218,7 +216,6 @@ async def run(args: argparse.Namespace) -> None:
         before_write=leadership.check if leadership else lambda: None,
     )
     namespaces = args.namespaces or []
-    globbed = any(map(is_pattern, namespaces))
     watches = Watches(
         kube=kube,
         connections=Connections(kube, allowed_urls=args.allowed_urls),
@@ -235,7 +232,6 @@ async def run(args: argparse.Namespace) -> None:
         ),
         metrics=metrics,
     )
-    registry = build_registry(watches, login, scan=globbed)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -249,79 +245,50 @@ async def run(args: argparse.Namespace) -> None:
                         alive=lambda: not any(t.done() for t in tasks),
                         role=lambda: role_of(leadership))  # fmt: skip
         endpoints = await serve(app, args.metrics_host, args.metrics_port)
-    if leadership is not None:
-        # A standby waits here: it lists nothing, polls nothing and writes nothing.
-        acquiring = asyncio.create_task(leadership.acquire())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait([acquiring, stopping], return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not acquiring.done():
-            acquiring.cancel()
-            await kube.close()
-            if endpoints is not None:
-                await endpoints.cleanup()
-            return
-        keeper = asyncio.create_task(leadership.keep())
-        # Lost leadership: stop at once (controller-runtime's convention: exit, restart as standby).
-        keeper.add_done_callback(lambda _: stop.set())
-        tasks.append(keeper)
-    await kube.wait_for_crd()
-    await load_existing(watches)
-    settle_gc()
-    watches.listed = True
-    listed.set()
-    kopf_ready = asyncio.Event()
-    operator = asyncio.create_task(
-        kopf.operator(
-            registry=registry,
-            standalone=True,
-            namespaces=namespaces,
-            clusterwide=not namespaces,
-            stop_flag=stop,
-            ready_flag=kopf_ready,
+    try:
+        if leadership is not None:
+            # A standby waits here: it lists nothing, polls nothing and writes nothing.
+            acquiring = asyncio.create_task(leadership.acquire())
+            await first_of(acquiring, stop)
+            if not acquiring.done():
+                acquiring.cancel()
+                return
+            keeper = asyncio.create_task(leadership.keep())
+            # Lost leadership: stop at once (controller-runtime's convention: exit, restart as standby).
+            keeper.add_done_callback(lambda _: stop.set())
+            tasks.append(keeper)
+        await kube.wait_for_crd()
+        versions = await load_existing(watches)
+        settle_gc()
+        watches.listed = True
+        listed.set()
+        stream = asyncio.create_task(WatchStream(watches).run(versions))
+        scheduler = asyncio.create_task(watches.scheduler.run())
+        maintenance = asyncio.create_task(watches.maintain())
+        tasks.extend((stream, scheduler, maintenance))
+        log.info(
+            "airbyte-watch started with %d watches (shard %s, %s)",
+            len(watches.known),
+            shard,
+            "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
         )
-    )
-    scheduler = asyncio.create_task(watches.scheduler.run())
-    maintenance = asyncio.create_task(watches.maintain())
-    tasks.extend((operator, scheduler, maintenance))
-    log.info(
-        "airbyte-watch started with %d watches (shard %s, %s)",
-        len(watches.known),
-        shard,
-        "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
-    )
-
-    async def wind_down() -> None:
-        """Stop polling, then give the Lease up: a standby takes over while kopf still winds
-        down (which takes seconds). Safe to call twice."""
-        for task in (scheduler, maintenance):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await first_of(*tasks, stop)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                # A bug: exit, so that the pod restarts instead of serving half an operator.
+                log.error("%s ended unexpectedly", task.get_coro().__qualname__, exc_info=task.exception())
+                stop.set()
+                raise SystemExit(1)
+    finally:
+        # Stop polling, then give the Lease up, so that a standby takes over at once.
+        for task in tasks:
+            if task is not keeper:
+                task.cancel()
+        await asyncio.gather(*(t for t in tasks if t is not keeper), return_exceptions=True)
         if keeper is not None and leadership is not None:
             keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             await leadership.release()
-
-    async def on_stop() -> None:
-        await first_of(kopf_ready, stop)
-        if not stop.is_set():
-            # kopf replaced our signal handlers with its own; ours also stop kopf (stop_flag),
-            # and let us hand the Lease over first.
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-        await wind_down()
-        await watches.feeds.close()
-
-    stopper = asyncio.create_task(on_stop())
-    try:
-        await operator
-    finally:
-        if not stop.is_set():
-            stopper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stopper  # a hand-over under way finishes: cancelling it would keep the Lease
-        await wind_down()
         await watches.feeds.close()
         await clients.close()
         await kube.close()
@@ -331,14 +298,15 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
-async def first_of(*events: asyncio.Event) -> None:
-    """Return when any of `events` is set."""
-    waiters = [asyncio.create_task(event.wait()) for event in events]
+async def first_of(*waits: asyncio.Task[None] | asyncio.Event) -> None:
+    """Return when any task ends or any event is set."""
+    waiters = [w if isinstance(w, asyncio.Task) else asyncio.create_task(w.wait()) for w in waits]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for waiter in waiters:
-            waiter.cancel()
+        for waiter, given in zip(waiters, waits, strict=True):
+            if waiter is not given:
+                waiter.cancel()
 
 
 def standing_by(leadership: Leadership | None) -> bool:
@@ -354,17 +322,12 @@ def role_of(leadership: Leadership | None) -> str:
     return f"standby for Lease {leadership.namespace}/{leadership.name} (held by {leadership.holder})"
 
 
-async def load_existing(watches: Watches) -> None:
+async def load_existing(watches: Watches) -> dict[str | None, str]:
     """Read every existing watch before serving, so readiness means "all watches are known".
-
-    kopf's own listing follows and finds them known already.
-    """
+    Returns each scope's list resourceVersion: the watch stream goes on from there."""
     while True:
         try:
-            async for items in watches.served_pages():
-                for item in items:
-                    watches.observe(None, item)
-            return
+            return await watches.relist()
         except KubeError as exc:  # seeing a watch twice is harmless: the list starts again
             log.warning("Cannot list the existing watches yet (%s); retrying in 5s", exc)
             await asyncio.sleep(5)

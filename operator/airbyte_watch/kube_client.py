@@ -1,7 +1,8 @@
-"""The few Kubernetes calls the operator makes itself: status patches, Events and Secret reads.
+"""Every Kubernetes call the operator makes: the list and watch of AirbyteJobWatches, status
+patches, Events and Secret reads.
 
-kopf watches the resources; these writes go through one aiohttp session with the same
-credentials kopf uses, so a poll's path stays short and every write is counted.
+One aiohttp session, logged in with kopf's login (service account or kubeconfig), so a poll's
+path stays short and every write is counted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import kopf
@@ -27,6 +28,26 @@ EVENT_MESSAGE_LIMIT = 1024
 
 class KubeError(Exception):
     """A Kubernetes call that failed after its retries."""
+
+
+class Gone(KubeError):
+    """410: the resourceVersion a watch asked for is too old; list again."""
+
+
+class Page(NamedTuple):
+    items: list[dict[str, Any]]
+    resource_version: str  # the list's: a watch from it misses nothing the list did not show
+
+
+class WatchEvent(NamedTuple):
+    type: str  # ADDED, MODIFIED, DELETED or BOOKMARK
+    object: dict[str, Any]
+
+
+WATCH_SERVER_TIMEOUT = 300  # seconds the API server keeps one watch open before it ends it
+# A watch that has not sent a byte for this long is dead (the API server sends a bookmark about
+# once a minute, and ends every watch at WATCH_SERVER_TIMEOUT).
+WATCH_READ_TIMEOUT = WATCH_SERVER_TIMEOUT + 30
 
 
 class KubeClient:
@@ -126,7 +147,7 @@ class KubeClient:
             log.warning("Waiting for the %s/%s CRD to be served (%s)", GROUP, VERSION, status or body)
             await asyncio.sleep(interval)
 
-    async def list_watches(self, namespace: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+    async def list_watches(self, namespace: str | None = None) -> AsyncIterator[Page]:
         """Every AirbyteJobWatch in `namespace` (None: all), one page of 500 at a time: 50,000
         whole objects held at once would be hundreds of MB, and the peak stays in the RSS."""
         where = f"namespaces/{namespace}/" if namespace else ""
@@ -134,12 +155,50 @@ class KubeClient:
         while True:
             query = f"?limit=500&continue={token}" if token else "?limit=500"
             status, body = await self._request("GET", f"/apis/{GROUP}/{VERSION}/{where}{PLURAL}{query}")
+            if status == 410:
+                raise Gone(f"listing {PLURAL}: the continue token expired")
             if status != 200 or not isinstance(body, dict):
                 raise KubeError(f"listing {PLURAL} answered {status}: {_msg(body)}")
-            yield body.get("items") or []
-            token = (body.get("metadata") or {}).get("continue") or ""
+            meta = body.get("metadata") or {}
+            yield Page(body.get("items") or [], str(meta.get("resourceVersion") or ""))
+            token = meta.get("continue") or ""
             if not token:
                 return
+
+    async def watch_watches(self, namespace: str | None, since: str) -> AsyncIterator[WatchEvent]:
+        """The AirbyteJobWatch events after resourceVersion `since`, with bookmarks, until the API
+        server ends the watch (after WATCH_SERVER_TIMEOUT). Raises Gone when `since` is too old,
+        KubeError when the watch cannot be opened or breaks."""
+        where = f"namespaces/{namespace}/" if namespace else ""
+        query = (
+            f"?watch=true&allowWatchBookmarks=true&timeoutSeconds={WATCH_SERVER_TIMEOUT}"
+            f"&resourceVersion={since}"
+        )
+        session = self._connect()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_READ_TIMEOUT)
+        url = f"apis/{GROUP}/{VERSION}/{where}{PLURAL}{query}"
+        status = 0
+        try:
+            async with session.get(url, timeout=timeout) as response:
+                status = response.status
+                if status == 410:
+                    raise Gone(f"watching {PLURAL} from {since}: too old")
+                if status != 200:
+                    text = await response.text()
+                    raise KubeError(f"watching {PLURAL} answered {status}: {_msg(_json_or(text))}")
+                async for line in _lines(response.content):
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:
+                            raise Gone(f"watching {PLURAL}: {_msg(obj)}")
+                        raise KubeError(f"watching {PLURAL}: {_msg(obj)}")
+                    yield WatchEvent(str(kind), obj)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise KubeError(f"watching {PLURAL}: {type(exc).__name__}: {exc}") from None
+        finally:
+            if status == 401:
+                await session.close()  # a rotated token: the next call logs in again
 
     # --- the calls --------------------------------------------------------------------------
 
@@ -279,6 +338,29 @@ class KubeClient:
         if status == 200 and isinstance(body, dict):
             return status, body.get("data") or {}
         return status, None
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """A watch's newline-separated JSON events, each whole however long (aiohttp's own line
+    reader gives up on lines over 128 KiB, and an object's annotations alone may be 256 KiB)."""
+    buffer = bytearray()
+    async for chunk in content.iter_any():
+        buffer += chunk
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            if end > start:
+                yield bytes(buffer[start:end])
+            start = end + 1
+        del buffer[:start]
+    if buffer.strip():
+        yield bytes(buffer)
+
+
+def _json_or(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _failed_test_op(body: Any) -> bool:

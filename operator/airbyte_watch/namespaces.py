@@ -3,8 +3,8 @@
 kopf serves a namespace that matches any of the patterns. One pattern is comma-separated globs
 (`*`, `?`, `[...]`): the first inclusive glob includes, each `!glob` after it excludes, and a
 later inclusive glob takes an excluded namespace back only if the first one included it. A
-pattern that begins with `!` begins with an implied `*`. Our own lists must serve exactly the
-namespaces kopf's stream serves, or a watch is known to one and not the other.
+pattern that begins with `!` begins with an implied `*`. The lists and the watch stream both
+filter with `serves`, so a watch is never known to one and not the other.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ PATTERN_CHARS = frozenset("*?[!,")
 
 
 def is_pattern(value: str) -> bool:
-    """Anything but a plain namespace name: kopf then discovers namespaces to watch."""
+    """Anything but a plain namespace name: then all namespaces are listed, and filtered."""
     return bool(PATTERN_CHARS & set(value))
 
 

@@ -1,6 +1,6 @@
-"""The watches this process knows, kept in sync by kopf's events and by re-lists.
+"""The watches this process knows, kept in sync by watch events and by lists.
 
-The table only records what Kubernetes says; it never awaits anything, so a kopf event is
+The table only records what Kubernetes says; it never awaits anything, so a watch event is
 applied in one piece between two steps of a watch (see `watches.py`).
 """
 
@@ -76,7 +76,7 @@ class WatchTable:
 
     def apply(self, event_type: str | None, body: Mapping[str, Any]) -> tuple[Change, Watch | None]:
         """Record one watch event; what changed, and the Watch it concerns (the forgotten one
-        for GONE). The body is copied, never kept: it may be a view into kopf's event."""
+        for GONE). The body is copied, never kept: only what decisions need stays."""
         meta = body.get("metadata") or {}
         key: Key = (meta.get("namespace", ""), meta.get("name", ""))
         uid = meta.get("uid", "")

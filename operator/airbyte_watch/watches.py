@@ -1,7 +1,7 @@
 """Every watch has one owner: its step, run by the scheduler, never two at once.
 
-kopf's events only record what Kubernetes says in the table (no awaits, so an event lands
-whole between two steps) and ask for a step. A step reads the watch as it is when it starts,
+Kubernetes' watch events only record what Kubernetes says in the table (no awaits, so an event
+lands whole between two steps) and ask for a step. A step reads the watch as it is when it starts,
 makes one decision, writes it (Events, then status), and plans the next step; if the spec
 moved or a delete began while it ran, the next step comes at once. A delete, an edit of a
 finished watch and a poll are all steps, so "the spec moved while I was writing" is handled in
@@ -19,7 +19,7 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -57,7 +57,6 @@ class Options:
     shard: Shard = field(default_factory=Shard)
     namespaces: list[str] = field(default_factory=list)  # watched namespaces or globs; [] = all
     resync_period: float = 600.0  # a full list this often catches deletes that no event told
-    relist_settle: float = 5.0  # after kopf re-lists (410 Gone), resync once it has been quiet
     poll_mode: str = "list"  # list: one GET /jobs walk per server tells every watch; get: per job
 
 
@@ -105,10 +104,7 @@ class Watches:
             on_page=self.metrics.observe_list_page,
             autostart=walks,
         )
-        self.listed = False  # our own first list is in (readiness)
-        # kopf's stream has sent a named event: its own first list, which follows ours, is over,
-        # and unnamed events from now on mean a re-list.
-        self.streaming = False
+        self.listed = False  # the first list is in (readiness)
         self._resync_at = monotonic() + options.resync_period
 
     @property
@@ -118,18 +114,14 @@ class Watches:
     # --- what Kubernetes says ---------------------------------------------------------------
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Every watch event of every AirbyteJobWatch lands here, and every listed object.
-
-        kopf lists with unnamed events (type None); once its stream has begun, such events mean
-        the stream was re-listed (e.g. after 410 Gone), which reports no DELETED for what went
-        meanwhile: a resync follows once the re-list is quiet. kopf's first list, right after
-        ours, is not one: a resync then would list every watch a third time in a cold start.
-        """
-        if event_type is not None:
-            self.streaming = True
-        elif self.listed and self.streaming:
-            self._resync_at = min(self._resync_at, self.monotonic() + self.options.relist_settle)
-        self._changed(*self.table.apply(event_type, body))
+        """Every watch event of every AirbyteJobWatch lands here (ADDED, MODIFIED, DELETED), and
+        every listed object (type None)."""
+        try:
+            self._changed(*self.table.apply(event_type, body))
+        except Exception:  # a bug or an object the schema let through: not a crash loop
+            meta = body.get("metadata") or {}
+            log.exception("%s/%s: could not take in its %s", meta.get("namespace"), meta.get("name"),
+                          event_type or "listing")  # fmt: skip
 
     def _changed(self, change: Change, watch: Watch | None) -> None:
         """What a change Kubernetes told (by an event or a full list) asks of the scheduler."""
@@ -191,26 +183,38 @@ class Watches:
         await self.feeds.prune()
         self.clients.close_unused({w.server_key for w in self.known.values() if w.server_key})
 
-    async def served_pages(self) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every watch of the served namespaces, a page at a time: one list per named namespace,
-        or one of all namespaces filtered by the patterns, as kopf's stream filters them."""
+    def scopes(self) -> list[str | None]:
+        """What to list and watch: each named namespace, or all namespaces (None) when none is
+        named or any pattern is a glob (then filtered by `serves`)."""
+        return list_scopes(self.options.namespaces)
+
+    def serves(self, item: Mapping[str, Any]) -> bool:
         patterns = self.options.namespaces
-        for scope in list_scopes(patterns):
-            async for items in self.kube.list_watches(scope):
-                if scope is None and patterns:
-                    items = [i for i in items if serves(patterns, _namespace_of(i))]
-                yield items
+        return not patterns or serves(patterns, _namespace_of(item))
+
+    async def relist(self, scopes: list[str | None] | None = None) -> dict[str | None, str]:
+        """List every watch of `scopes` (default: all served); forget the ones that are gone
+        though no event said so (a watch stream that broke misses DELETED events). Returns each
+        scope's list resourceVersion, for a watch that continues from it."""
+        scopes = self.scopes() if scopes is None else scopes
+        if set(scopes) >= set(self.scopes()):
+            self._resync_at = self.monotonic() + self.options.resync_period
+        mark = self.table.mark()
+        versions: dict[str | None, str] = {}
+        for scope in scopes:
+            async for page in self.kube.list_watches(scope):
+                versions[scope] = page.resource_version
+                for item in page.items:
+                    if scope is not None or self.serves(item):
+                        self.observe(None, item)
+        for watch in self.table.unseen_since(mark):
+            if None in scopes or watch.namespace in scopes:
+                log.info("%s/%s is gone (found by a list)", *watch.key)
+                self.forget(watch.key)
+        return versions
 
     async def resync(self) -> None:
-        """List every watch; forget the ones that are gone though no event said so."""
-        self._resync_at = self.monotonic() + self.options.resync_period
-        mark = self.table.mark()
-        async for items in self.served_pages():
-            for item in items:
-                self._changed(*self.table.apply(None, item))
-        for watch in self.table.unseen_since(mark):
-            log.info("%s/%s is gone (found by a resync)", *watch.key)
-            self.forget(watch.key)
+        await self.relist()
 
     # --- one step of one watch ----------------------------------------------------------------
 
@@ -308,6 +312,9 @@ class Watches:
                 answer = config
         assert answer is not None
         answer = self._clean(answer, config)
+        if log.isEnabledFor(logging.DEBUG):
+            said = f"{answer.kind}: {answer.detail}" if isinstance(answer, at.Problem) else answer.status
+            log.debug("%s/%s: Airbyte says %s%s", *watch.key, said, " (from the list)" if served else "")
         now = self.clock()
         cancelled = None
         if (

@@ -126,9 +126,12 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
     }  # fmt: skip
     # Helm merges maps: the default cpu limit stays unless set to null.
     assert c["resources"]["limits"] == {"cpu": "1", "memory": "192Mi"}
-    # A namespace glob makes the operator discover namespaces: the role must allow it.
+    # A namespace glob lists and watches the watches of all namespaces (the cluster role does
+    # that); nothing more: no namespaces, no CRDs.
     rules = tuned[("ClusterRole", "", "airbyte-watch")]["rules"]
-    assert {"list", "watch"} <= {v for r in rules if "namespaces" in r["resources"] for v in r["verbs"]}
+    verbs = {v for r in rules if r["resources"] == ["airbytejobwatches"] for v in r["verbs"]}
+    assert {"list", "watch"} <= verbs
+    assert not [r for r in rules if {"namespaces", "customresourcedefinitions"} & set(r["resources"])]
 
 
 def test_the_cluster_admin_limits_the_urls_secrets_may_name(helm: Helm) -> None:

@@ -1,6 +1,6 @@
 """In-memory Kubernetes and Airbyte at the operator's client boundary, with a fake clock.
 
-For tests that must decide the order of everything: which kopf event arrives when, which
+For tests that must decide the order of everything: which watch event arrives when, which
 request is answered when, what fails. They stand in for `KubeClient` and `ClientPool`; the
 real ones are tested against the real API server and the fake Airbyte elsewhere.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airbyte_watch import airbyte_types as at
-from airbyte_watch.kube_client import KubeError
+from airbyte_watch.kube_client import KubeError, Page
 
 CONDITION_MESSAGE_LIMIT = 32768  # the CRD's maxLength for a condition's message
 EVENT_MESSAGE_LIMIT = 1024
@@ -63,7 +63,7 @@ class MemoryKube:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     events: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     data: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)  # resource, ns, name
-    pending: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)  # kopf's stream
+    pending: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)  # the watch stream's
     writes: list[WriteRecord] = field(default_factory=list)
     fail_patches: int = 0  # the next n status patches fail as an unavailable API server would
     fail_events: int = 0  # the next n Event POSTs fail likewise
@@ -74,7 +74,7 @@ class MemoryKube:
     _rv: itertools.count = field(default_factory=lambda: itertools.count(1))
     _uid: itertools.count = field(default_factory=lambda: itertools.count(1))
 
-    # --- what users and kopf do -------------------------------------------------------------
+    # --- what users and the watch stream do ----------------------------------------------
 
     def _emit(self, type_: str | None, obj: dict[str, Any]) -> None:
         self.pending.append((type_, copy.deepcopy(obj)))
@@ -226,10 +226,11 @@ class MemoryKube:
         found = self.data.get((resource, namespace, name))
         return (200, dict(found)) if found is not None else (404, None)
 
-    async def list_watches(self, namespace: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+    async def list_watches(self, namespace: str | None = None) -> AsyncIterator[Page]:
         items = [copy.deepcopy(o) for (ns, _), o in self.objects.items() if namespace in (None, ns)]
-        for start in range(0, len(items), 2):  # small pages, so that events can land between them
-            yield items[start : start + 2]
+        version = str(next(self._rv))
+        for start in range(0, max(1, len(items)), 2):  # small pages: events can land between them
+            yield Page(items[start : start + 2], version)
             await asyncio.sleep(0)
 
     async def close(self) -> None:
@@ -403,9 +404,9 @@ async def _no_sleep(seconds: float) -> None:
 class Harness:
     """The operator (Watches) on MemoryKube and MemoryAirbyte, driven step by step.
 
-    `settle()` delivers kopf's pending events and runs every step that is due until nothing
+    `settle()` delivers the stream's pending events and runs every step that is due until nothing
     moves; `run_for(s)` moves the fake clock from one due step to the next. `hold = True`
-    keeps kopf's events back (a watch stream that lags); `crash()` is a SIGKILL and restart.
+    keeps the stream's events back (a watch stream that lags); `crash()` is a SIGKILL and restart.
     """
 
     def __init__(self, allowed_urls: tuple[str, ...] = (), pool: Any = None, **options: Any) -> None:
@@ -443,7 +444,6 @@ class Harness:
         for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
             self.watches.observe(None, item)
         self.watches.listed = True
-        self.watches.streaming = True  # kopf's own first list is folded into the one above
 
     def crash(self) -> None:
         """SIGKILL: every step and walk in flight stops at its await; a new process starts."""
@@ -457,12 +457,11 @@ class Harness:
             self.watches.observe(type_, body)
         return bool(events)
 
-    def relist(self) -> None:
-        """kopf re-lists after 410 Gone: every object that exists, as unnamed events; what was
-        deleted meanwhile is simply not there."""
+    async def relist(self) -> None:
+        """The watch stream's recovery after 410 Gone (watch_stream.py): the events it missed
+        are lost, and a list tells what exists; what was deleted meanwhile is not there."""
         self.kube.pending.clear()
-        for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
-            self.watches.observe(None, item)
+        await self.watches.relist()
 
     def _due_now(self) -> bool:
         due = self.watches.scheduler.next_due()

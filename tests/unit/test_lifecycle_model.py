@@ -67,7 +67,7 @@ class Lifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.h = Harness(delete_cancel_timeout=20.0, relist_settle=5.0, poll_mode=self.poll_mode)
+        self.h = Harness(delete_cancel_timeout=20.0, poll_mode=self.poll_mode)
         for job in JOBS:
             self.h.airbyte.add_job(job, "running", connection_id=f"c-{job}")
         self.h.kube.put_data("configmaps", NS, "ids", {"jobId": "2"})
@@ -193,7 +193,7 @@ class Lifecycle(RuleBasedStateMachine):
     @rule()
     def stream_relists(self) -> None:
         self.h.hold = False
-        self.h.relist()
+        self.run(self.h.relist())
         self.run(self.h.settle())
 
     @rule(seconds=st.sampled_from([60.0, 3600.0]))

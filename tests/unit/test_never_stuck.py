@@ -155,7 +155,7 @@ async def test_watches_deleted_while_the_stream_was_down_are_forgotten_after_a_r
     assert h.watches.metrics.watches.labels("Running")._value.get() == 2
     h.kube.delete(NS, "b")
     h.kube.pending.clear()  # the stream broke (410 Gone): its DELETED never arrives
-    h.relist()
+    await h.relist()
     await h.run_for(10)
     assert set(h.watches.known) == {(NS, "a")}
     assert h.watches.metrics.watches.labels("Running")._value.get() == 1
@@ -171,32 +171,6 @@ async def test_a_watch_created_while_the_operator_runs_gets_its_first_status_at_
         h.kube.create(NS, f"w{i}", {"jobId": i})
     await h.run_for(0.1)
     assert [status(h, f"w{i}").get("phase") for i in range(1, 6)] == ["Running"] * 5
-
-
-async def test_kopfs_first_list_after_ours_is_not_taken_for_a_relist() -> None:
-    """At start the operator lists every watch, then kopf lists them again before its stream
-    begins: only unnamed events after the stream has begun mean a re-list worth a resync."""
-    h = Harness()
-    h.airbyte.add_job(1, "running")
-    h.kube.create(NS, "a", {"jobId": 1})
-    h.start()
-    h.watches.streaming = False  # a real start: kopf's own first list is still to come
-    lists: list[str | None] = []
-    listing = h.kube.list_watches
-
-    def counted(namespace: str | None = None):  # type: ignore[no-untyped-def]
-        lists.append(namespace)
-        return listing(namespace)
-
-    h.kube.list_watches = counted  # type: ignore[method-assign]
-    h.relist()  # kopf's first list
-    await h.run_for(10)
-    assert lists == []
-    h.kube.create(NS, "b", {"jobId": 1})  # its ADDED begins the stream
-    await h.run_for(1)
-    h.relist()  # a re-list after 410 Gone
-    await h.run_for(10)
-    assert len(lists) == 1
 
 
 async def test_credential_values_never_reach_status_events_or_logs(caplog: pytest.LogCaptureFixture) -> None:

@@ -27,13 +27,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
-{{/* True (non-empty) when a watched namespace is a glob: the operator then scans namespaces. */}}
-{{- define "airbyte-watch.globbed" -}}
-{{- range .Values.watchNamespaces -}}
-{{- if regexMatch "[*?\\[!]" . -}}yes{{- end -}}
-{{- end -}}
-{{- end -}}
-
 {{/* The operator's arguments, shared by the Deployment and the StatefulSet. */}}
 {{- define "airbyte-watch.args" -}}
 - run
