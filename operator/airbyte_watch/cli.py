@@ -273,7 +273,7 @@ async def run(args: argparse.Namespace) -> None:
             "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
         )
         await first_of(*tasks, stop)
-        for task in tasks:
+        for task in (stream, scheduler, maintenance):  # the keeper's end is leadership.lost
             if task.done() and not task.cancelled() and task.exception() is not None:
                 # A bug: exit, so that the pod restarts instead of serving half an operator.
                 log.error("%s ended unexpectedly", task.get_coro().__qualname__, exc_info=task.exception())

@@ -60,6 +60,9 @@ class KubeClient:
         self._login = login
         self._info: kopf.ConnectionInfo | None = None
         self._session: aiohttp.ClientSession | None = None
+        # Watches hold their connection for minutes: their own pool, so that neither they nor
+        # the writes wait for the other's connections (one watch per watched namespace).
+        self._streams: aiohttp.ClientSession | None = None
         self.component = component
         self.instance = instance or socket.gethostname()
         self.on_write: Callable[[str], None] = lambda kind: None  # metrics hook
@@ -77,9 +80,21 @@ class KubeClient:
             )
         return self._session
 
+    def _connect_streams(self) -> aiohttp.ClientSession:
+        if self._streams is None or self._streams.closed:
+            self._connect()  # logs in, if the other session has not yet
+            assert self._info is not None
+            self._streams = aiohttp.ClientSession(
+                base_url=self._info.server.rstrip("/") + "/",
+                headers=self._info.as_http_headers(),
+                connector=aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=0),
+            )
+        return self._streams
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._streams):
+            if session is not None:
+                await session.close()
 
     async def _request(
         self,
@@ -174,7 +189,7 @@ class KubeClient:
             f"?watch=true&allowWatchBookmarks=true&timeoutSeconds={WATCH_SERVER_TIMEOUT}"
             f"&resourceVersion={since}"
         )
-        session = self._connect()
+        session = self._connect_streams()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_READ_TIMEOUT)
         url = f"apis/{GROUP}/{VERSION}/{where}{PLURAL}{query}"
         status = 0
@@ -197,8 +212,10 @@ class KubeClient:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise KubeError(f"watching {PLURAL}: {type(exc).__name__}: {exc}") from None
         finally:
-            if status == 401:
-                await session.close()  # a rotated token: the next call logs in again
+            if status == 401:  # a rotated token: log in again on the next call, both sessions
+                await session.close()
+                if self._session is not None:
+                    await self._session.close()
 
     # --- the calls --------------------------------------------------------------------------
 

@@ -113,3 +113,51 @@ async def test_a_paged_list_gives_every_page_and_the_lists_resource_version() ->
     assert [[i["metadata"]["name"] for i in p.items] for p in pages] == [["a"], ["b"]]
     assert {p.resource_version for p in pages} == {"9"}
     assert api.queries[1]["continue"] == "next"
+
+
+class HoldingApi:
+    """Keeps every watch open (sending nothing) and answers anything else at once."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+    def app(self) -> web.Application:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            if request.query.get("watch") == "true":
+                response = web.StreamResponse()
+                await response.prepare(request)
+                self.open += 1
+                await asyncio.sleep(4)  # longer than the write may wait below
+                return response
+            return web.json_response({"metadata": {"resourceVersion": "42"}})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        return app
+
+
+async def test_writes_go_through_while_a_watch_per_namespace_holds_its_connection() -> None:
+    """40 watched namespaces hold 40 connections for minutes; a status write must not wait for
+    one of them to end."""
+    api = HoldingApi()
+    with BackgroundServer(api.app) as server:
+        client = KubeClient(lambda: kopf.ConnectionInfo(server=server.base, token="t"))
+
+        async def drain(namespace: str) -> None:
+            async for _ in client.watch_watches(namespace, "1"):
+                pass
+
+        watching = [asyncio.create_task(drain(f"ns-{i}")) for i in range(40)]
+        try:
+            for _ in range(40):  # 2 s at most: the watches end after 4
+                if api.open == 40:
+                    break
+                await asyncio.sleep(0.05)
+            landed = await asyncio.wait_for(client.replace_status("ns", "w", "u", {"phase": "Running"}), 1.5)
+            assert landed is True
+            assert api.open == 40
+        finally:
+            for task in watching:
+                task.cancel()
+            await asyncio.gather(*watching, return_exceptions=True)
+            await client.close()
