@@ -257,8 +257,15 @@ async def run(args: argparse.Namespace) -> None:
             # Lost leadership: stop at once (controller-runtime's convention: exit, restart as standby).
             keeper.add_done_callback(lambda _: stop.set())
             tasks.append(keeper)
-        await kube.wait_for_crd()
-        versions = await load_existing(watches)
+        # Both wait as long as the API server is unreachable or the CRD missing: a SIGTERM
+        # meanwhile stops the process now, not after them.
+        starting = asyncio.create_task(start_serving(kube, watches))
+        await first_of(starting, stop)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return
+        versions = starting.result()
         settle_gc()
         watches.listed = True
         listed.set()
@@ -320,6 +327,11 @@ def role_of(leadership: Leadership | None) -> str:
     if leadership.leading:
         return f"leader of Lease {leadership.namespace}/{leadership.name}"
     return f"standby for Lease {leadership.namespace}/{leadership.name} (held by {leadership.holder})"
+
+
+async def start_serving(kube: KubeClient, watches: Watches) -> dict[str | None, str]:
+    await kube.wait_for_crd()
+    return await load_existing(watches)
 
 
 async def load_existing(watches: Watches) -> dict[str | None, str]:
