@@ -2,9 +2,8 @@
 
 Every event goes straight to `Watches.observe`, which only updates a table and asks for a
 step. This replaces kopf's handler machinery, which the operator used for nothing but that
-one call: kopf built causes, loggers, patches and a worker task per event, 37% of the
-operator's CPU with 10,000 watches (all-in 30.4 s against 19.1 s with this stream; bench
-runs of 2026-11-25, the second recorded in the closing note of issue 12).
+one call: kopf built causes, loggers, patches and a worker task per event, more than a third
+of the operator's CPU in list mode (README, "Performance and scaling": before and after).
 
 The protocol is Kubernetes' own (client-go's reflector does the same): a watch continues from
 the last resourceVersion it saw (events and bookmarks), so a watch the API server ends (every
