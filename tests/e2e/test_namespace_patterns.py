@@ -1,4 +1,4 @@
-"""`--namespace` patterns end to end: kopf's stream, our start-up list and our resyncs serve the
+"""`--namespace` patterns end to end: the watch stream, the start-up list and the resyncs serve the
 same namespaces, for a glob with an exclusion, including a namespace created while it runs."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_a_glob_with_an_exclusion_serves_what_it_includes_at_start_in_resyncs_an
     operator.start()
     try:
         eventually(lambda: status(control_plane, served).get("phase") == "Running", timeout=15)
-        add_watch(control_plane, fake_airbyte, later, 4103, seconds=3)  # kopf's scan finds it
+        add_watch(control_plane, fake_airbyte, later, 4103, seconds=3)  # the stream tells of it
         eventually(lambda: status(control_plane, served).get("phase") == "Succeeded", timeout=30)
         eventually(lambda: status(control_plane, later).get("phase") == "Succeeded", timeout=30)
         assert "phase" not in status(control_plane, excluded)  # its job ended long ago: never read

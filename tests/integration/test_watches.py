@@ -93,7 +93,7 @@ async def test_a_watch_deleted_during_its_poll_is_not_written(
         async def read_while_deleted(job_id: int) -> Any:
             answer = await read(job_id)
             control_plane.kubectl("-n", namespace, "delete", "airbytejobwatch", "w")
-            watches.observe("DELETED", body)  # what kopf's watch stream reports
+            watches.observe("DELETED", body)  # what the watch stream reports
             return answer
 
         client.get_job = read_while_deleted

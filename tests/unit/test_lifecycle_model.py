@@ -1,6 +1,6 @@
 """The whole watch lifecycle as a state machine: Hypothesis interleaves creates, edits, label
 edits, deletes, delete-and-recreate, crashes and restarts, Airbyte's answers and faults, long
-messages, API server failures, a lagging or broken kopf stream, and clock steps, and checks the
+messages, API server failures, a lagging or broken watch stream, and clock steps, and checks the
 operator's promises after every step.
 
 Runs on in-memory Kubernetes and Airbyte with a fake clock (tests/support/memory.py): every
@@ -233,7 +233,7 @@ class Lifecycle(RuleBasedStateMachine):
         assert SECRET_VALUE not in written
 
     def quiesce(self) -> None:
-        """Faults end, kopf catches up, time passes: everything must settle where it should."""
+        """Faults end, the stream catches up, time passes: everything must settle where it should."""
         h = self.h
         h.hold = False
         h.kube.fail_patches = h.kube.fail_events = 0

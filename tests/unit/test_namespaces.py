@@ -1,5 +1,6 @@
-"""`--namespace` patterns: our own lists (at start and in each resync) serve exactly the
-namespaces kopf's watch stream serves, with kopf's own matcher as the oracle."""
+"""`--namespace` patterns: our lists (at start and in each resync) and our watch stream serve
+exactly the namespaces kopf would, with kopf's own matcher as the oracle (the flag keeps kopf's
+pattern syntax)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from airbyte_watch.namespaces import is_pattern, list_scopes, serves
 from airbyte_watch.watches import Options, Watches
 from hypothesis import given
 from hypothesis import strategies as st
-from kopf._cogs.structs.references import match_namespace  # the oracle: what kopf's stream serves
+from kopf._cogs.structs.references import match_namespace  # the oracle: what kopf would serve
 
 from tests.support.memory import FakeClock, MemoryAirbyte, MemoryKube, MemoryPool
 
@@ -49,7 +50,7 @@ def operator_over(kube: MemoryKube, namespaces: list[str]) -> Watches:
 async def test_a_negated_pattern_serves_every_other_namespace_at_start_and_in_each_resync() -> None:
     """`--namespace '!kube-system'` (which the Helm chart's schema allows): the start-up list
     took the `!` for part of a name and found nothing, and the resync listed a namespace named
-    `!kube-system`, found nothing there, and forgot every watch kopf's stream had told of."""
+    `!kube-system`, found nothing there, and forgot every watch the stream had told of."""
     kube = MemoryKube(FakeClock())
     for namespace in ("team-a", "default", "kube-system"):
         kube.create(namespace, "w", {"jobId": 7})

@@ -131,7 +131,7 @@ async def test_a_watch_recreated_under_its_name_during_a_poll_gets_none_of_the_o
     old_uid = h.obj("w")["metadata"]["uid"]
     h.airbyte.gate = asyncio.Event()
     await h.run_for(30)  # the next poll of job 1 waits on Airbyte
-    h.hold = True  # kopf has not yet told about what happens next
+    h.hold = True  # the watch stream has not yet told what happens next
     h.kube.delete(NS, "w")
     h.kube.create(NS, "w", {"jobId": 2})
     h.airbyte.move(h.airbyte.jobs[1], "succeeded")
