@@ -358,8 +358,9 @@ class KubeClient:
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """A watch's newline-separated JSON events, each whole however long (aiohttp's own line
-    reader gives up on lines over 128 KiB, and an object's annotations alone may be 256 KiB)."""
+    """A watch's newline-separated JSON events, each whole however long: aiohttp's own line
+    reader raises LineTooLong above twice its read buffer (512 KiB by default), and etcd keeps
+    objects up to 1.5 MiB."""
     buffer = bytearray()
     async for chunk in content.iter_any():
         buffer += chunk

@@ -67,7 +67,7 @@ def line(kind: str, body: dict[str, Any]) -> bytes:
 
 
 async def test_events_split_across_chunks_and_longer_than_aiohttps_line_limit_arrive_whole() -> None:
-    big = "x" * 300_000  # annotations may hold 256 KiB; aiohttp's readline stops at 128 KiB
+    big = "x" * 1_000_000  # etcd keeps objects up to 1.5 MiB; aiohttp's readline stops at 512 KiB
     stream = b"".join(
         [
             line("ADDED", obj("a", "10")),
