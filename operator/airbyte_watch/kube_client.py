@@ -48,6 +48,7 @@ WATCH_SERVER_TIMEOUT = 300  # seconds the API server keeps one watch open before
 # A watch that has not sent a byte for this long is dead (the API server sends a bookmark about
 # once a minute, and ends every watch at WATCH_SERVER_TIMEOUT).
 WATCH_READ_TIMEOUT = WATCH_SERVER_TIMEOUT + 30
+MAX_EVENT_BYTES = 8 * 1024 * 1024  # etcd keeps objects up to 1.5 MiB: a longer line is garbage
 
 
 class KubeClient:
@@ -364,6 +365,8 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     buffer = bytearray()
     async for chunk in content.iter_any():
         buffer += chunk
+        if len(buffer) > MAX_EVENT_BYTES and buffer.find(b"\n") < 0:
+            raise ValueError(f"a watch event over {MAX_EVENT_BYTES} bytes")  # not one of ours
         start = 0
         while (end := buffer.find(b"\n", start)) >= 0:
             if end > start:

@@ -100,6 +100,8 @@ async def test_410_as_a_status_or_an_error_event_is_gone_other_errors_are_kube_e
         await collect(StreamingApi([], status=403))
     with pytest.raises(KubeError):
         await collect(StreamingApi([b'{"type": "ADDED", "object": {"metad\n']))  # garbage
+    with pytest.raises(KubeError, match="over"):  # a line without end is not kept in memory
+        await collect(StreamingApi([b"x" * 1_000_000] * 9))
 
 
 async def test_a_paged_list_gives_every_page_and_the_lists_resource_version() -> None:
