@@ -53,9 +53,7 @@ class WatchStream:
                     failures, heard = 0, True
                     if event.type == "BOOKMARK":
                         continue
-                    if event.type in ("ADDED", "MODIFIED", "DELETED") and (
-                        scope is not None or self.watches.serves(event.object)
-                    ):
+                    if event.type in ("ADDED", "MODIFIED", "DELETED"):
                         self.watches.observe(event.type, event.object)
                 if heard or self.watches.monotonic() - opened >= QUIET_END:
                     continue  # the API server ended the watch on time: go on from `since`

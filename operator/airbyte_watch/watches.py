@@ -115,7 +115,10 @@ class Watches:
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Every watch event of every AirbyteJobWatch lands here (ADDED, MODIFIED, DELETED), and
-        every listed object (type None)."""
+        every listed object (type None). A list or watch of all namespaces also brings those
+        the `--namespace` patterns leave out: they stop here."""
+        if not self.serves(body):
+            return
         try:
             self._changed(*self.table.apply(event_type, body))
         except Exception:  # a bug or an object the schema let through: not a crash loop
@@ -205,8 +208,7 @@ class Watches:
             async for page in self.kube.list_watches(scope):
                 versions[scope] = page.resource_version
                 for item in page.items:
-                    if scope is not None or self.serves(item):
-                        self.observe(None, item)
+                    self.observe(None, item)
         for watch in self.table.unseen_since(mark):
             if None in scopes or watch.namespace in scopes:
                 log.info("%s/%s is gone (found by a list)", *watch.key)
