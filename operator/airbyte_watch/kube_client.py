@@ -48,6 +48,7 @@ WATCH_SERVER_TIMEOUT = 300  # seconds the API server keeps one watch open before
 # A watch that has not sent a byte for this long is dead (the API server sends a bookmark about
 # once a minute, and ends every watch at WATCH_SERVER_TIMEOUT).
 WATCH_READ_TIMEOUT = WATCH_SERVER_TIMEOUT + 30
+WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_READ_TIMEOUT)
 MAX_EVENT_BYTES = 8 * 1024 * 1024  # etcd keeps objects up to 1.5 MiB: a longer line is garbage
 
 
@@ -73,24 +74,23 @@ class KubeClient:
     def _connect(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._info = self._login()
-            self._session = aiohttp.ClientSession(
-                base_url=self._info.server.rstrip("/") + "/",
-                headers=self._info.as_http_headers(),
-                connector=aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=32),
-                timeout=aiohttp.ClientTimeout(total=30),
-            )
+            self._session = self._open(limit=32, timeout=aiohttp.ClientTimeout(total=30))
         return self._session
 
     def _connect_streams(self) -> aiohttp.ClientSession:
         if self._streams is None or self._streams.closed:
             self._connect()  # logs in, if the other session has not yet
-            assert self._info is not None
-            self._streams = aiohttp.ClientSession(
-                base_url=self._info.server.rstrip("/") + "/",
-                headers=self._info.as_http_headers(),
-                connector=aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=0),
-            )
+            self._streams = self._open(limit=0, timeout=WATCH_TIMEOUT)
         return self._streams
+
+    def _open(self, limit: int, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+        assert self._info is not None
+        return aiohttp.ClientSession(
+            base_url=self._info.server.rstrip("/") + "/",
+            headers=self._info.as_http_headers(),
+            connector=aiohttp.TCPConnector(ssl=self._info.as_ssl_context(), limit=limit),
+            timeout=timeout,
+        )
 
     async def close(self) -> None:
         for session in (self._session, self._streams):
@@ -145,10 +145,7 @@ class KubeClient:
                 continue
             if not parse_success and 200 <= status < 300:
                 return status, None
-            try:
-                return status, json.loads(text) if text else None
-            except ValueError:
-                return status, text
+            return status, _json_or(text) if text else None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def wait_for_crd(self, interval: float = 5.0) -> None:
@@ -191,11 +188,10 @@ class KubeClient:
             f"&resourceVersion={since}"
         )
         session = self._connect_streams()
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_READ_TIMEOUT)
         url = f"apis/{GROUP}/{VERSION}/{where}{PLURAL}{query}"
         status = 0
         try:
-            async with session.get(url, timeout=timeout) as response:
+            async with session.get(url) as response:
                 status = response.status
                 if status == 410:
                     raise Gone(f"watching {PLURAL} from {since}: too old")
