@@ -122,3 +122,21 @@ async def test_a_glob_serves_only_the_namespaces_it_names() -> None:
     with pytest.raises(Stop):
         await stream.follow(None, "5")
     assert set(h.watches.known) == {("team-a", "w")}
+
+
+async def test_an_object_the_table_cannot_take_is_logged_and_skipped_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception in `observe` would end the stream task and the process, and the object would
+    come back on every start: a crash loop. It is logged and skipped; the stream goes on."""
+    h = Harness()
+    h.airbyte.add_job(1, "running")
+    odd = body(NS, "odd", "10")
+    odd["metadata"]["generation"] = "not-a-number"
+    script = Script([[WatchEvent("ADDED", body(NS, "odd", "9")), WatchEvent("MODIFIED", odd),
+                      WatchEvent("ADDED", body(NS, "next", "11"))]])  # fmt: skip
+    stream, _ = stream_on(h, script)
+    with pytest.raises(Stop):
+        await stream.follow(NS, "5")
+    assert {(NS, "odd"), (NS, "next")} <= set(h.watches.known)
+    assert "could not take in its MODIFIED" in caplog.text
