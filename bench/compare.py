@@ -66,7 +66,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
-    parser.add_argument("--link-base", default="bench/results", help="where the README finds the files")
+    parser.add_argument(
+        "--link-base",
+        default="bench/results",
+        help="results folder as the page links it (docs/: ../bench/results)",
+    )
     args = parser.parse_args()
     base = args.link_base.rstrip("/")
     names = (f"{base}/{args.before.name}", f"{base}/{args.after.name}")

@@ -1,6 +1,6 @@
-"""The README's benchmark table and plot links, rendered from one results file.
+"""The benchmark table and plot links of docs/performance.md, rendered from one results file.
 
-    python -m bench.report bench/results/2026-11-25-abc123.json > table.md
+    python -m bench.report bench/results/2026-11-25-abc123.json --link-base ../bench/results
 
 Every figure comes from the file; nothing here is typed by hand except the issue's targets.
 """
@@ -248,7 +248,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="a results file of bench/run.py")
     parser.add_argument(
-        "--link-base", default="bench/results", help="where the README finds the results folder"
+        "--link-base",
+        default="bench/results",
+        help="results folder as the page links it (docs/: ../bench/results)",
     )
     args = parser.parse_args()
     document = json.loads(args.results.read_text())

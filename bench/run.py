@@ -4,7 +4,7 @@ For each N: a fresh control plane; N new watches for each poll mode and N for th
 server's write limit (bench/floor.py --sweep); then, for each mode, the operator's run
 (bench/scenario.py) and the floor's (bench/floor.py), each against its own fake Airbyte, with
 the same job schedule. Writes bench/results/<date>-<commit>.json and PNG plots beside it;
-bench/report.py renders the README's table from that file.
+bench/report.py renders docs/performance.md's table from that file.
 
     python -m bench.run --n 1000 --n 10000
 """
