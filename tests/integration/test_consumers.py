@@ -141,12 +141,19 @@ def test_argocd_cm_patch_carries_the_same_script() -> None:
     assert script == (ARGOCD / "health.lua").read_text()
 
 
-def test_readme_snippets_are_the_tested_files() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_docs_snippets_are_the_tested_files() -> None:
+    """docs/integrations.md quotes the whole Argo step and Flux CEL; the README's shorter quotes
+    are held to their files by tests/unit/test_docs.py (its `<!-- from PATH -->` markers)."""
+    integrations = (ROOT / "docs" / "integrations.md").read_text()
     workflow = (EXAMPLES / "argo-workflow.yaml").read_text()
     start = workflow.index("    - name: wait-for-airbyte-job")
     step = workflow[start : workflow.index("    - name: report")]
-    assert step in readme, "the README's Argo step is the example's"
+    assert step in integrations, "docs/integrations.md's Argo step is the example's"
     flux = (EXAMPLES / "flux-kustomization.yaml").read_text()
-    assert flux[flux.index("  healthCheckExprs:") :] in readme, "the README's CEL is the example's"
-    assert "--patch-file deploy/argocd/argocd-cm-patch.yaml" in readme
+    cel = flux[flux.index("  healthCheckExprs:") :]
+    assert cel in integrations, "docs/integrations.md's CEL is the example's"
+    readme = (ROOT / "README.md").read_text()
+    for text in (readme, integrations):
+        assert "--patch-file deploy/argocd/argocd-cm-patch.yaml" in text
+        assert "successCondition: status.phase == Succeeded" in text
+        assert "failureCondition: status.phase in (Failed,Cancelled)" in text
