@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from . import airbyte_types as at
-from .airbyte_transport import AirbyteApi, job_id_of, malformed
+from .airbyte_transport import RELOGIN_LIST, AirbyteApi, job_id_of, malformed
 
 LIST_LIMIT = 100  # the largest page the server serves
 
@@ -64,7 +64,9 @@ class PublicApiClient(AirbyteApi):
     ) -> list[at.Job] | at.Problem:
         """One page of `GET /jobs`. One unreadable entry spoils the page: adoption must not miss
         a job, nor a walk a change."""
-        answer = await self._call("GET", f"/jobs?{urlencode(query)}", job_read=False, server_time=server_time)
+        answer = await self._call(
+            "GET", f"/jobs?{urlencode(query)}", job_read=False, server_time=server_time, relogin=RELOGIN_LIST
+        )
         if isinstance(answer, at.Problem):
             return answer
         try:

@@ -30,6 +30,14 @@ MAX_REFRESH_MARGIN = 60.0
 # live 3 minutes: the shortest lifetime Airbyte ever documented for its application tokens. A
 # token the server forgets sooner still gets one 401 and one re-fetch.
 DEFAULT_TOKEN_LIFETIME = 180.0
+# After the token endpoint fails (refused, 5xx, no answer), callers get that failure again
+# without a request for 1 s, then 2, 4, ... up to a minute: thousands of watches waiting on one
+# login must not each ask the endpoint again.
+TOKEN_RETRY_BASE, TOKEN_RETRY_MAX = 1.0, 60.0
+# Answers that mean "log in again, once": 401 always; a list also on 403, which Airbyte sends
+# for a token it no longer maps to a user (a revoked application) as well as for a missing right.
+RELOGIN = frozenset({401})
+RELOGIN_LIST = frozenset({401, 403})
 
 
 def http_date(value: str | None) -> float | None:
@@ -46,18 +54,12 @@ def refresh_margin(lifetime: float) -> float:
     return min(MAX_REFRESH_MARGIN, lifetime / 3)
 
 
-class _AuthRejected(Exception):
-    """The token endpoint refused the client credentials."""
+class _TokenFault(Exception):
+    """The token endpoint refused the client credentials, failed, or did not answer."""
 
-
-class _HttpProblem(Exception):
-    def __init__(self, status: int, text: str, headers: Mapping[str, str]) -> None:
-        super().__init__(status)
-        self.status, self.text, self.headers = status, text, headers
-
-
-class _Malformed(Exception):
-    pass
+    def __init__(self, problem: at.Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
 
 
 class AirbyteApi(abc.ABC):
@@ -83,6 +85,9 @@ class AirbyteApi(abc.ABC):
         self._last_token: str | None = None  # the one replaced last: still redacted from text
         self._token_refresh_at = 0.0  # monotonic; 0 = fetch before use
         self._token_lock = asyncio.Lock()
+        self._token_fault: _TokenFault | None = None  # the last failure, answered until retry_at
+        self._token_faults = 0  # in a row
+        self._token_retry_at = 0.0  # monotonic
 
     # --- the four calls every API offers -------------------------------------------------
 
@@ -161,42 +166,67 @@ class AirbyteApi(abc.ABC):
         """A token for client credentials: cached, refreshed early, fetched once at a time.
 
         `rejected` is a token the server just answered 401 to: it is replaced, unless another
-        caller already replaced it while this one waited for the lock.
+        caller already replaced it while this one waited for the lock. A failed fetch is
+        answered again without a request until its backoff ends.
         """
         async with self._token_lock:
             fresh = self._token is not None and time.monotonic() < self._token_refresh_at
             if fresh and self._token != rejected:
                 return self._token  # type: ignore[return-value]
+            if self._token_fault is not None and time.monotonic() < self._token_retry_at:
+                raise self._token_fault
             self._last_token, self._token = self._token or self._last_token, None
-            # The server reads `grant-type` (its own wire-format test); its published document
-            # lists `grant_type` as required. We follow the server.
-            body = {
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret,
-                "grant-type": "client_credentials",
-            }
-            self._on_token_fetch(self.config.host)
-            await self._limit()
-            async with self.session.post(self.config.token_endpoint, json=body) as response:
-                text = await response.text()
-                if response.status in (400, 401, 403):
-                    detail = self._describe(text, response.content_type)
-                    raise _AuthRejected(f"token endpoint answered {response.status}: {detail}")
-                if response.status >= 300:
-                    raise _HttpProblem(response.status, text, response.headers)
             try:
-                payload = json.loads(text)
-                token = payload["access_token"]
-            except (ValueError, KeyError, TypeError):
-                raise _Malformed("token endpoint answered without an access_token") from None
-            if not isinstance(token, str) or not token:
-                raise _Malformed("token endpoint answered without an access_token")
-            expires_in = payload.get("expires_in")
-            usable = type(expires_in) in (int, float) and expires_in > 0  # not a bool, not a string
-            lifetime = float(expires_in) if usable else DEFAULT_TOKEN_LIFETIME
+                token, lifetime = await self._fetch_token()
+            except _TokenFault as fault:
+                self._token_faults += 1
+                backoff = TOKEN_RETRY_BASE * 2 ** min(self._token_faults - 1, 10)
+                self._token_fault = fault
+                self._token_retry_at = time.monotonic() + min(TOKEN_RETRY_MAX, backoff)
+                raise
+            self._token_fault, self._token_faults = None, 0
             self._token = token
             self._token_refresh_at = time.monotonic() + lifetime - refresh_margin(lifetime)
             return token
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        """One token request: the token and its lifetime, or a _TokenFault that says the token
+        endpoint is where it went wrong."""
+        # The server reads `grant-type` (its own wire-format test); its published document
+        # lists `grant_type` as required. We follow the server.
+        body = {
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret,
+            "grant-type": "client_credentials",
+        }
+        self._on_token_fetch(self.config.host)
+        await self._limit()
+        try:
+            async with self.session.post(self.config.token_endpoint, json=body) as response:
+                text = await response.text()
+                status, content_type = response.status, response.content_type
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise _TokenFault(at.Problem(at.TIMEOUT, "the token endpoint did not answer in time")) from None
+        except aiohttp.ClientError as exc:
+            why = self._unreachable(f"the token endpoint could not be reached: {_network_fault(exc)}")
+            raise _TokenFault(why) from None
+        detail = f"token endpoint answered {status}: {self._describe(text, content_type)}"
+        if status in (400, 401, 403):
+            raise _TokenFault(at.Problem(at.AUTH_FAILED, f"Airbyte rejected the credentials: {detail}"))
+        if status >= 300:
+            kind = at.RATE_LIMITED if status == 429 else at.SERVER_ERROR if status >= 500 else at.CLIENT_ERROR
+            raise _TokenFault(at.Problem(kind, detail, status))
+        no_token = _TokenFault(at.Problem(at.MALFORMED, "token endpoint answered without an access_token"))
+        try:
+            payload = json.loads(text)
+            token = payload["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise no_token from None
+        if not isinstance(token, str) or not token:
+            raise no_token
+        expires_in = payload.get("expires_in")
+        usable = type(expires_in) in (int, float) and expires_in > 0  # not a bool, not a string
+        return token, float(expires_in) if usable else DEFAULT_TOKEN_LIFETIME
 
     async def _headers(self, rejected: str | None = None) -> dict[str, str]:
         cfg = self.config
@@ -219,6 +249,7 @@ class AirbyteApi(abc.ABC):
         body: Any = None,
         writes: bool = False,
         server_time: list[float] | None = None,
+        relogin: frozenset[int] = RELOGIN,
     ) -> str | at.Problem:
         """One API call's body, or the Problem; a 401 with client credentials re-fetches the
         token once and retries. `writes`: the call changes something in Airbyte, so the
@@ -234,7 +265,7 @@ class AirbyteApi(abc.ABC):
                     method, f"{self.config.url}{path}", headers=headers, json=body
                 ) as response:
                     text = await response.text()
-                    if response.status == 401 and attempt == 1 and self.config.client_id:
+                    if response.status in relogin and attempt == 1 and self.config.client_id:
                         rejected = headers["Authorization"].removeprefix("Bearer ")
                         continue
                     if response.status >= 300:
@@ -247,13 +278,8 @@ class AirbyteApi(abc.ABC):
                             server_time.append(when)
                     return text
             raise AssertionError("unreachable")  # pragma: no cover
-        except _AuthRejected as exc:
-            return at.Problem(at.AUTH_FAILED, f"Airbyte rejected the credentials: {exc}")
-        except _HttpProblem as exc:
-            content_type = exc.headers.get("Content-Type", "").split(";")[0]
-            return self._problem_for(exc.status, exc.text, content_type, exc.headers, job_read=False)
-        except _Malformed as exc:
-            return at.Problem(at.MALFORMED, str(exc))
+        except _TokenFault as fault:
+            return fault.problem
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             return self._unreachable(f"TLS failure talking to {self.config.host}: {exc}")
         except aiohttp.ClientConnectorDNSError:
@@ -301,6 +327,12 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _network_fault(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return str(exc.os_error)
+    return type(exc).__name__
 
 
 def malformed(what: str) -> at.Problem:

@@ -17,7 +17,13 @@ JobsController.listJobs and the job persistence behind it; tests/support/AIRBYTE
   time; a job the walks have not vouched for within its interval (a walk failed, or the cadence
   is slower); a safety re-read of each job every 100 to 200 of its intervals, spread at
   random (at most 1% of watches per interval); and servers whose credentials may not list
-  (403: that server falls back to per-job reads, said once in a log line and a metric).
+  (403 after a fresh login: that server falls back to per-job reads, said once in a log line
+  and a metric).
+- A failed walk is the walk's problem: it is retried after 1 s, 2 s, 4 s, ... (at most 16
+  cadences), and its watches keep their place, served the last walk's news while it is within
+  their interval (and reading their job themselves after that). Only a server that fails
+  `DOWN_AFTER` walks in a row, or refuses the login, is told to every watch at once; they are
+  then served that problem without a request each, until a walk succeeds.
 - A GET that finds a change the walks did not report means Airbyte's clock went back (or a row
   committed later than `OVERLAP`): the watermark moves back to before that change.
 """
@@ -50,6 +56,9 @@ MIN_CADENCE = 1.0  # seconds between two walks of one server, at least
 MAX_PAGES = 1000  # per walk: a runaway walk stops and the next one goes on from its watermark
 SLACK = 2.0  # seconds a walk's news may be older than a watch's interval and still serve it
 LIST_PAGE = 100  # the page size the walks ask for (the server's largest)
+DOWN_AFTER = 3  # walks failed in a row before the server counts as failing for its watches
+RETRY_BASE = 1.0  # seconds before a failed walk is tried again; doubles with each failure
+MAX_BACKOFF_CADENCES = 16  # a failing server is walked at least once per 16 cadences
 
 
 class JobLister(Protocol):
@@ -88,7 +97,8 @@ class Feed:
         self.watermark: float | None = None  # Airbyte's clock
         self.walked_at: float | None = None  # monotonic start of the last complete walk
         self.walking_since: float | None = None  # monotonic start of the walk under way
-        self.problem: at.Problem | None = None  # why the last walk failed
+        self.problem: at.Problem | None = None  # why the server counts as failing (told to watches)
+        self.failed_at: float | None = None  # monotonic time of the last failed walk
         self.fallback: str | None = None  # why this server is read per job
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -104,7 +114,7 @@ class Feed:
             known.watchers.add(watcher)
             self._set_interval(known, interval)
         if self.fallback is None and known is not None and now < known.reread_at:
-            if self.problem is not None and self.walked_at is not None:
+            if self.problem is not None:
                 return self.problem, True  # the server is down for every watch: no herd of GETs
             fresh = max(known.read_at, self.walked_at or float("-inf"))
             # A walk under way brings this job's news if it moved; until it has read every page,
@@ -190,6 +200,11 @@ class Feed:
         # 10,000 jobs found at start would make that quadratic.
         return max(MIN_CADENCE, min(self._intervals, default=30.0))
 
+    def retry_delay(self) -> float:
+        """After `_failures` failed walks in a row: 1 s, 2 s, 4 s, ... up to 16 cadences."""
+        backoff = RETRY_BASE * 2 ** min(self._failures - 1, 16)
+        return min(backoff, self.cadence() * MAX_BACKOFF_CADENCES)
+
     def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
@@ -205,7 +220,7 @@ class Feed:
         wakes it to plan again."""
         last = self.monotonic()
         while self.fallback is None:
-            due = last + self.cadence() * (2 ** min(self._failures, 4))
+            due = last + (self.cadence() if not self._failures else self.retry_delay())
             delay = due - self.monotonic()
             if delay > 0:
                 self._wake.clear()
@@ -282,9 +297,12 @@ class Feed:
             self.on_fallback(self.host)
             self.notify([w for k in self.jobs.values() for w in k.watchers])
             return
-        first = self.problem is None
-        self.problem, self._failures = problem, self._failures + 1
-        if first:  # every watch of this server learns of the outage once, at its next step
+        self._failures, self.failed_at = self._failures + 1, self.monotonic()
+        if problem.kind != at.AUTH_FAILED and self._failures < DOWN_AFTER:
+            return  # retried soon; the watches keep their place
+        told = self.problem is not None and self.problem.kind == problem.kind
+        self.problem = problem
+        if not told:  # every watch of this server learns of it once, at its next step
             self.notify([w for k in self.jobs.values() for w in k.watchers])
 
 
@@ -322,6 +340,11 @@ class Feeds:
             self.unwatch(watcher)
         self._watching[watcher] = (key, job_id)
         return await self.feed(key, client, host).read(job_id, watcher, interval)
+
+    def failed_at(self, key: str) -> float | None:
+        """When the walks of these credentials last failed (monotonic), if they did."""
+        feed = self._feeds.get(key)
+        return feed.failed_at if feed is not None else None
 
     def next_reread(self, watcher: Hashable) -> float | None:
         where = self._watching.get(watcher)

@@ -148,6 +148,7 @@ class Watches:
             self.metrics.set_phase(watch.key, None)
             self.scheduler.unschedule(watch.key)
             self.feeds.unwatch(watch.key)
+            self.connections.release(watch.key)
         self.deletion.forget(watch.uid)
 
     def _moved(self, keys: Any) -> None:
@@ -182,6 +183,9 @@ class Watches:
             except KubeError as exc:
                 log.warning("Resync of the watches failed (%s); retrying in 30s", exc)
                 self._resync_at = self.monotonic() + 30.0
+        for key in await self.connections.refresh():  # a Secret in use now says something else
+            if key in self.table.known:
+                self.scheduler.schedule(key, 0.0)
         self.connections.prune()
         await self.feeds.prune()
         self.clients.close_unused({w.server_key for w in self.known.values() if w.server_key})
@@ -249,6 +253,7 @@ class Watches:
         delay = decision.next_poll_in
         if is_final(watch.status):
             self.feeds.unwatch(key)
+            self.connections.release(key)
         elif served and delay is not None and decision.failures == 0:
             delay = self._quiet_until(watch, delay)
         self._plan_next(watch, delay)
@@ -308,8 +313,9 @@ class Watches:
         served = False
         if answer is None:
             config = await self.connections.resolve(watch.namespace, spec.server_secret)
+            self.connections.use(watch.namespace, spec.server_secret, watch.key, spec.poll_interval)
             if isinstance(config, ServerConfig):
-                answer, served = await self._read_job(watch, spec, config)
+                answer, served, config = await self._read_job(watch, spec, config)
             else:
                 answer = config
         assert answer is not None
@@ -341,9 +347,11 @@ class Watches:
         return Decided(decision, spec, served, answer)
 
     async def _read_job(
-        self, watch: Watch, spec: WatchSpec, config: ServerConfig
-    ) -> tuple[at.Job | at.Problem, bool]:
-        """The job for this step, and whether the list walks served it (no request of its own)."""
+        self, watch: Watch, spec: WatchSpec, config: ServerConfig, again: bool = True
+    ) -> tuple[at.Job | at.Problem, bool, ServerConfig]:
+        """The job for this step, whether the list walks served it (no request of its own), and
+        the credentials it was read with. Credentials Airbyte refused send the watch to its
+        Secret first: if it holds others by now (a rotation), those are used at once."""
         assert spec.job_id is not None
         watch.server, watch.server_key = config.host, config.key
         started = self.monotonic()
@@ -356,9 +364,17 @@ class Watches:
             answer, served = await client.get_job(spec.job_id), False
         if not served:
             self.metrics.observe_poll(config.host, answer, self.monotonic() - started)
-        if isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED and not served:
-            self.connections.forget(watch.namespace, spec.server_secret)
-        return answer, served
+        if isinstance(answer, at.Problem) and answer.kind == at.AUTH_FAILED and again:
+            refused = self.feeds.failed_at(config.key) if served else started
+            # One read of the Secret per refusal, shared by every watch the refusal reaches.
+            fresh = await self.connections.resolve(watch.namespace, spec.server_secret, read_after=refused)
+            if isinstance(fresh, ServerConfig) and fresh.key != config.key:
+                log.info("%s/%s: Secret %r holds other credentials now; using them", *watch.key,
+                         spec.server_secret)  # fmt: skip
+                return await self._read_job(watch, spec, fresh, again=False)
+            if not isinstance(fresh, ServerConfig):
+                return fresh, False, config
+        return answer, served, config
 
     def _clean(self, answer: Any, config: Any = None) -> Any:
         """Airbyte's words, bounded and without any credential value, before anything uses them.

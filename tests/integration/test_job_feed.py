@@ -12,7 +12,7 @@ import pytest
 from airbyte_watch import airbyte_types as at
 from airbyte_watch.airbyte_client import AirbyteClient
 from airbyte_watch.airbyte_transport import AirbyteApi
-from airbyte_watch.job_feed import LIST_PAGE, OVERLAP, Feed
+from airbyte_watch.job_feed import DOWN_AFTER, LIST_PAGE, OVERLAP, Feed
 from airbyte_watch.server_config import parse_server_config
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
@@ -300,9 +300,13 @@ async def test_credentials_that_may_not_list_fall_back_to_reading_each_job(
     await watched(feed, fake_airbyte, (1,))
     forbidden = {"type": "https://reference.airbyte.com/reference/errors#forbidden", "title": "forbidden",
                  "status": 403, "detail": "Caller does not have the required role"}  # fmt: skip
-    fake_airbyte.fake.inject(Fault(403, json.dumps(forbidden), path_contains="/jobs", method="GET"))
+    # A 403 is answered with one fresh login first (a revoked token is refused so too); the
+    # role is still missing after it.
+    fake_airbyte.fake.inject(Fault(403, json.dumps(forbidden), path_contains="/jobs", method="GET", count=2))
+    tokens = sum(1 for r in fake_airbyte.fake.requests if r.path.endswith("/applications/token"))
     await feed.walk()
     assert feed.fallback and fallbacks == ["fake"] and told.watchers == ["w1"]
+    assert sum(1 for r in fake_airbyte.fake.requests if r.path.endswith("/applications/token")) == tokens + 1
     before = gets(fake_airbyte)
     clock.now += INTERVAL
     answer, served = await feed.read(1, "w1", INTERVAL)
@@ -318,7 +322,10 @@ async def test_an_outage_reaches_every_watch_once_without_a_herd_of_gets(
     feed = Feed(client, "fake", clock, told)
     await watched(feed, fake_airbyte, (1, 2, 3))
     await feed.walk()
-    fake_airbyte.fake.inject(Fault(503, "{}", path_contains="/jobs", method="GET", count=2))
+    fake_airbyte.fake.inject(Fault(503, "{}", path_contains="/jobs", method="GET", count=DOWN_AFTER + 1))
+    for _ in range(DOWN_AFTER - 1):
+        await feed.walk()
+    assert told.watchers == []  # a failed walk or two is the walk's own problem: retried, not told
     await feed.walk()
     await feed.walk()
     assert sorted(told.watchers) == ["w1", "w2", "w3"]  # told once, not per failed walk

@@ -224,6 +224,14 @@ class FakeAirbyte:
         with self.lock:
             self.tokens.clear()
 
+    def rotate_client(self, client_id: str, client_secret: str) -> None:
+        """The administrator replaces the application: the old one is deleted, so its token
+        request answers 401 and the tokens it was given stop working at once (Airbyte checks
+        each token online against its identity provider), and the new client logs in."""
+        with self.lock:
+            self.client_id, self.client_secret = client_id, client_secret
+            self.tokens.clear()
+
     def take_violations(self) -> list[str]:
         """The contract violations so far, forgotten: for tests that provoke one on purpose."""
         with self.lock:
