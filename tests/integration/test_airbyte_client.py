@@ -235,3 +235,39 @@ async def test_tls_untrusted_then_trusted_with_ca_bundle(tmp_path: Path) -> None
                 await client.close()
     assert isinstance(bad, at.Problem) and bad.kind == at.UNREACHABLE and "TLS" in bad.detail
     assert isinstance(good, at.Job) and isinstance(also, at.Job)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "said"),
+    [
+        (Fault(503, '{"message":"down"}', path_contains="/applications/token", count=100), at.SERVER_ERROR,
+         "token endpoint answered 503"),
+        (Fault(200, "{}", path_contains="/applications/token", count=100, delay=2.0), at.TIMEOUT,
+         "the token endpoint did not answer in time"),
+        (None, at.AUTH_FAILED, "token endpoint answered 401"),
+    ],
+    ids=["5xx", "timeout", "401"],
+)  # fmt: skip
+async def test_a_failing_token_endpoint_is_named_and_asked_once_per_backoff_step(
+    fake: RunningFake, fault: Fault | None, kind: str, said: str
+) -> None:
+    """Forty polls waiting on one login that fails: each is told what failed (the token
+    endpoint, not the job read), and the endpoint hears one request, not forty; the next
+    request waits for the backoff."""
+    if fault is not None:
+        fake.fake.inject(fault)
+    else:
+        fake.fake.rotate_client("another-client", "another-secret")
+    async with AirbyteClient(creds(fake), request_timeout=0.5) as client:
+        answers = await asyncio.gather(*(client.get_job(5) for _ in range(40)))
+        assert all(isinstance(a, at.Problem) and a.kind == kind and said in a.detail for a in answers), (
+            answers[0]
+        )
+        assert token_posts(fake) == 1
+        assert (
+            isinstance(await client.get_job(5), at.Problem) and token_posts(fake) == 1
+        )  # within the backoff
+        await asyncio.sleep(1.1)  # the first backoff step (1 s) has passed
+        await asyncio.gather(*(client.get_job(5) for _ in range(10)))
+        assert token_posts(fake) == 2
+    assert SECRET not in repr(answers)

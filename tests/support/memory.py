@@ -376,15 +376,70 @@ class _Answer(Exception):
 
 
 @dataclass
+class MemoryLogin:
+    """Who the MemoryAirbyte lets in: the credentials it accepts (None: any), at which URLs,
+    and how its token endpoint fails next. A client of refused credentials learns it as the
+    real transport does: its login fails, and (with a backoff) it asks again."""
+
+    accepted: set[str] | None = None  # client secrets or static tokens; None: every one
+    urls: set[str] | None = None  # where the server answers; None: at every URL
+    token_faults: list[at.Problem] = field(default_factory=list)  # the next token fetches fail so
+    token_fetches: int = 0
+
+    def refuses(self, config: Any) -> at.Problem | None:
+        if self.urls is not None and config.url not in self.urls:
+            return at.Problem(at.UNREACHABLE, f"cannot connect to {config.host}")
+        if config.client_id:
+            self.token_fetches += 1
+            if self.token_faults:
+                return self.token_faults.pop(0)
+        held = config.client_secret or config.token
+        if self.accepted is not None and held not in self.accepted:
+            return at.Problem(at.AUTH_FAILED, "Airbyte rejected the credentials: token endpoint answered 401")
+        return None
+
+
+class MemoryClient:
+    """One server + credentials' client on the MemoryAirbyte: every call logs in first."""
+
+    def __init__(self, airbyte: MemoryAirbyte, login: MemoryLogin, config: Any) -> None:
+        self.airbyte, self.login, self.config = airbyte, login, config
+
+    async def get_job(self, job_id: int, server_time: list[float] | None = None) -> at.Job | at.Problem:
+        return self.login.refuses(self.config) or await self.airbyte.get_job(job_id, server_time)
+
+    async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
+        refused = self.login.refuses(self.config)
+        if refused is not None:
+            self.airbyte.lists += 1
+            return refused
+        return await self.airbyte.jobs_updated_since(start, offset)
+
+    async def cancel_job(self, job_id: int) -> str | at.Problem:
+        return self.login.refuses(self.config) or await self.airbyte.cancel_job(job_id)
+
+    async def trigger_job(self, connection_id: str, job_type: str) -> at.Job | at.Problem:
+        return self.login.refuses(self.config) or await self.airbyte.trigger_job(connection_id, job_type)
+
+    async def list_jobs(self, connection_id: str, since: str | None = None) -> list[at.Job] | at.Problem:
+        return self.login.refuses(self.config) or await self.airbyte.list_jobs(connection_id, since)
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
 class MemoryPool:
-    """Stands in for ClientPool: every server and credentials reach the same MemoryAirbyte."""
+    """Stands in for ClientPool: every server and credentials reach the same MemoryAirbyte,
+    through a client of their own that logs in as `login` says."""
 
     airbyte: MemoryAirbyte
     configs: list[Any] = field(default_factory=list)
+    login: MemoryLogin = field(default_factory=MemoryLogin)
 
-    def get(self, config: Any) -> MemoryAirbyte:
+    def get(self, config: Any) -> MemoryClient:
         self.configs.append(config)
-        return self.airbyte
+        return MemoryClient(self.airbyte, self.login, config)
 
     def close_unused(self, in_use: Any) -> None:
         pass
@@ -439,6 +494,7 @@ class Harness:
             clock=self.clock.now, monotonic=self.clock.monotonic, sleep=_no_sleep, walks=False,
         )  # fmt: skip
         self._walked: dict[int, float] = {}
+        self._maintained = self.clock.monotonic()
         self._walking: dict[int, asyncio.Future[None]] = {}
         self.kube.pending.clear()  # the list below saw all of it
         for item in [copy.deepcopy(o) for o in self.kube.objects.values()]:
@@ -501,7 +557,12 @@ class Harness:
             await self.walk_due()
             await self.settle()
             await self.watches.maintain_once()
+            self._maintained = self.clock.monotonic()
             due = self.watches.scheduler.next_due()
+            # The maintenance loop runs every second (Watches.maintain): its refresh of the
+            # Secrets in use steps the watches whose Secret changed.
+            tick = self._maintained + 1.0
+            due = tick if due is None else min(due, tick)
             walk = min((self._walked.get(id(f), self.clock.monotonic()) + f.cadence()
                         for f in self.watches.feeds._feeds.values()), default=None)  # fmt: skip
             if walk is not None and (due is None or walk < due):
