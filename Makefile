@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test unit lint chaos fuzz cluster controlplane bench clean
+.PHONY: demo test unit lint chaos fuzz cluster controlplane image bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ controlplane:
 	bash tests/consumers/build.sh
 	bash tests/helm/build.sh
 	bash tests/promql/build.sh
+
+# The container image, built with podman on a Debian base made by mmdebstrap (no registry,
+# no daemon; installs both with apt-get when missing). IMAGE=name:tag to name it.
+image:
+	bash tests/image/build.sh
 
 cluster: $(VENV)/.installed controlplane
 	$(PY) -m tests.support.controlplane

@@ -41,6 +41,9 @@ def _build(*args: str) -> list[str]:
         pytest.skip(refused[-1].removeprefix("SKIP: ") if refused else done.stderr.strip())
     if done.returncode != 0:
         raise AssertionError(f"tests/image/build.sh {' '.join(args)} failed:\n{done.stderr[-6000:]}")
+    for line in done.stderr.splitlines():  # what was installed or made, and how long it took
+        if line.startswith(("installing", "installed", "making", "base made", "building", "image built")):
+            print(line)
     return done.stdout.split()
 
 

@@ -36,6 +36,7 @@ command -v runc >/dev/null || need+=(runc)
 if ((${#need[@]})); then
   [[ $(id -u) == 0 ]] || refuse "not root, so cannot apt-get install ${need[*]}"
   echo "installing ${need[*]} with apt-get" >&2
+  start=$(date +%s)
   log="$(mktemp)"
   if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
@@ -43,6 +44,7 @@ if ((${#need[@]})); then
     refuse "apt-get install ${need[*]} failed (above)"
   fi
   rm -f "$log"
+  echo "installed in $(($(date +%s) - start)) s" >&2
 fi
 
 # --- the base --------------------------------------------------------------------------------
@@ -164,4 +166,7 @@ echo "building $image on $base" >&2
 podman build "${flags[@]}" --network host --build-arg "BASE=$base" "${mounts[@]}" \
   --file "$root/Dockerfile" --tag "$image" "$root" >&2
 echo "image built in $(($(date +%s) - start)) s: $(podman image inspect --format '{{.Size}}' "$image") bytes" >&2
+# Each change of the sources leaves the previous image and build stage untagged: drop those a
+# day old, so the store does not grow with every build and a rebuild within a day is quick.
+podman image prune --force --filter until=24h >/dev/null || true
 echo "$image"
