@@ -41,7 +41,7 @@ if ((${#need[@]})); then
   if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
     tail -5 "$log" >&2
-    refuse "apt-get install ${need[*]} failed (above)"
+    refuse "apt-get install ${need[*]} failed: $(grep -m1 '^E:' "$log" || tail -1 "$log")"
   fi
   rm -f "$log"
   echo "installed in $(($(date +%s) - start)) s" >&2
@@ -87,7 +87,7 @@ if ! podman image exists "$base" 2>/dev/null; then
       ${sources:+"$sources"} >"$log" 2>&1; then
       tail -5 "$log" >&2
       rm -f "$tarball.tmp"
-      refuse "mmdebstrap refused to make the $suite base (above; whole log in $log)"
+      refuse "mmdebstrap refused to make the $suite base: $(grep -m1 '^E:' "$log" || tail -1 "$log") (log: $log)"
     fi
     mv "$tarball.tmp" "$tarball"
     echo "base made in $(($(date +%s) - start)) s" >&2
