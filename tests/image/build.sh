@@ -3,7 +3,7 @@
 #   1. a base: Debian bookworm with python3, made by mmdebstrap from this machine's own apt
 #      sources, cached as .cache/image/base-<key>.tar and as the podman image
 #      localhost/airbyte-watch-base:<key>, keyed by everything that goes into it, so it is
-#      made once per machine (about a minute) and imported from the tarball when only the
+#      made once per machine (under a minute) and imported from the tarball when only the
 #      podman store is new;
 #   2. the image: `podman build --build-arg BASE=<that base>` on the host's network, with pip
 #      set up as on this machine (see "pip's settings" below).
@@ -81,7 +81,7 @@ if ! podman image exists "$base" 2>/dev/null; then
   if [[ ! -s $tarball ]]; then
     mkdir -p "$cache"
     start=$(date +%s)
-    echo "making the base with mmdebstrap into $tarball (once per machine; about a minute)" >&2
+    echo "making the base with mmdebstrap into $tarball (once per machine; under a minute)" >&2
     log="$cache/base-$key.log"
     if ! mmdebstrap --format=tar "${mmdebstrap_args[@]}" "$suite" "$tarball.tmp" \
       ${sources:+"$sources"} >"$log" 2>&1; then
@@ -98,8 +98,9 @@ fi
 
 # --- what podman may do here -------------------------------------------------------------------
 # Podman asks for RLIMIT_NOFILE and RLIMIT_NPROC of 1048576 by default, which a root without
-# CAP_SYS_RESOURCE cannot raise to: ask for what this process has (podman lowers its own
-# NPROC to 32768). crun refuses hybrid cgroup v1/v2 hierarchies; runc takes them.
+# CAP_SYS_RESOURCE cannot raise to: ask for this process's hard limits, and for NPROC at most
+# 32768 (podman's own NPROC, which its containers cannot exceed, is that where this was
+# written). crun refuses hybrid cgroup v1/v2 hierarchies; runc takes them.
 nofile="$(ulimit -Hn)"
 [[ $nofile == unlimited ]] && nofile=1048576
 nproc="$(ulimit -Hu)"
