@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import dataclasses
 import datetime
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -400,29 +401,45 @@ class MemoryLogin:
 
 
 class MemoryClient:
-    """One server + credentials' client on the MemoryAirbyte: every call logs in first."""
+    """One server + credentials' client on the MemoryAirbyte: every call logs in first, and
+    Airbyte's text that says `ECHOED` carries this client's own credential there (a server or
+    proxy that echoes the request it answers)."""
 
     def __init__(self, airbyte: MemoryAirbyte, login: MemoryLogin, config: Any) -> None:
         self.airbyte, self.login, self.config = airbyte, login, config
 
+    def _echo(self, answer: Any) -> Any:
+        held = self.config.client_secret or self.config.token or self.config.password or ""
+        if isinstance(answer, at.Problem) and ECHOED in answer.detail:
+            return dataclasses.replace(answer, detail=answer.detail.replace(ECHOED, held))
+        if isinstance(answer, at.Job) and answer.failure and ECHOED in answer.failure:
+            return dataclasses.replace(answer, failure=answer.failure.replace(ECHOED, held))
+        if isinstance(answer, at.Page):
+            return dataclasses.replace(answer, jobs=[self._echo(j) for j in answer.jobs])
+        if isinstance(answer, list):
+            return [self._echo(j) for j in answer]
+        return answer
+
     async def get_job(self, job_id: int, server_time: list[float] | None = None) -> at.Job | at.Problem:
-        return self.login.refuses(self.config) or await self.airbyte.get_job(job_id, server_time)
+        return self.login.refuses(self.config) or self._echo(await self.airbyte.get_job(job_id, server_time))
 
     async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
         refused = self.login.refuses(self.config)
         if refused is not None:
             self.airbyte.lists += 1
             return refused
-        return await self.airbyte.jobs_updated_since(start, offset)
+        return self._echo(await self.airbyte.jobs_updated_since(start, offset))
 
     async def cancel_job(self, job_id: int) -> str | at.Problem:
-        return self.login.refuses(self.config) or await self.airbyte.cancel_job(job_id)
+        return self.login.refuses(self.config) or self._echo(await self.airbyte.cancel_job(job_id))
 
     async def trigger_job(self, connection_id: str, job_type: str) -> at.Job | at.Problem:
-        return self.login.refuses(self.config) or await self.airbyte.trigger_job(connection_id, job_type)
+        refused = self.login.refuses(self.config)
+        return refused or self._echo(await self.airbyte.trigger_job(connection_id, job_type))
 
     async def list_jobs(self, connection_id: str, since: str | None = None) -> list[at.Job] | at.Problem:
-        return self.login.refuses(self.config) or await self.airbyte.list_jobs(connection_id, since)
+        refused = self.login.refuses(self.config)
+        return refused or self._echo(await self.airbyte.list_jobs(connection_id, since))
 
     async def close(self) -> None:
         pass
@@ -450,6 +467,7 @@ class MemoryPool:
 
 NAMESPACE = "team"
 SECRET_VALUE = "cs-MEMORY-SENTINEL-5d1e"  # distinctive, so tests can look for leaks
+ECHOED = "<the credential of this request>"  # MemoryClient puts its own credential here
 
 
 async def _no_sleep(seconds: float) -> None:

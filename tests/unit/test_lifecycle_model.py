@@ -1,7 +1,8 @@
 """The whole watch lifecycle as a state machine: Hypothesis interleaves creates, edits, label
 edits, deletes, delete-and-recreate, crashes and restarts, Airbyte's answers and faults, long
-messages, API server failures, a lagging or broken watch stream, and clock steps, and checks the
-operator's promises after every step.
+messages, API server failures, a lagging or broken watch stream, clock steps, Secret edits,
+credentials revoked at Airbyte and a failing token endpoint, and checks the operator's promises
+after every step; once idle, every watch of a final job whose Secret works must be final.
 
 Runs on in-memory Kubernetes and Airbyte with a fake clock (tests/support/memory.py): every
 interleaving it finds replays exactly. CI runs `LIFECYCLE_EXAMPLES` examples (default 60);
@@ -11,6 +12,7 @@ interleaving it finds replays exactly. CI runs `LIFECYCLE_EXAMPLES` examples (de
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 from collections import Counter
@@ -20,28 +22,39 @@ import pytest
 from airbyte_watch import airbyte_types as at
 from airbyte_watch import names as n
 from airbyte_watch.decision import FINAL_REASONS
+from airbyte_watch.spec import InvalidSpec, parse_spec
 from airbyte_watch.text import MESSAGE_LIMIT
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tests.support.memory import NAMESPACE, SECRET_VALUE, Harness
+from tests.support.memory import ECHOED, NAMESPACE, SECRET_VALUE, Harness
 
 NS = NAMESPACE
 NAMES = ("a", "b", "c")
 JOBS = (1, 2, 3)
 SOURCES = ("id", "cm", "trigger")  # spec.jobId, spec.jobIdFrom, spec.connectionId
 STATUSES = ("pending", "running", "incomplete", "succeeded", "failed", "cancelled", "exploded")
-ECHO = f"500 proxy echo: Authorization: Bearer {SECRET_VALUE} " + "y" * 3000
+# A server or proxy that echoes the credential of the request it answers (MemoryClient puts it in).
+ECHO = f"500 proxy echo: Authorization: Bearer {ECHOED} " + "y" * 3000
 FAULTS: list[Any] = [
     at.Problem(at.SERVER_ERROR, ECHO, 500),
     at.Problem(at.RATE_LIMITED, "429 slow down", 429, 7.0),
     at.Problem(at.TIMEOUT, "no answer in time"),
-    at.Problem(at.AUTH_FAILED, f"401 token {SECRET_VALUE} rejected", 401),
+    at.Problem(at.AUTH_FAILED, f"401 token {ECHOED} rejected", 401),
     at.Problem(at.NOT_FOUND, "404 gone", 404),
     TypeError("int() argument must be a string, not 'NoneType'"),
 ]
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "60"))
+ROTATED = "cs-MEMORY-SENTINEL-rotated-2b7e"  # the client secret after a rotation: never written either
+SECRETS = (SECRET_VALUE, ROTATED)
+URLS = ("https://airbyte.test/v1", "https://airbyte-moved.test/v1")
+TOKEN_FAULTS = [
+    at.Problem(at.SERVER_ERROR, "token endpoint answered 503: down", 503),
+    at.Problem(at.TIMEOUT, "the token endpoint did not answer in time"),
+    at.Problem(at.AUTH_FAILED, "Airbyte rejected the credentials: token endpoint answered 401"),
+]
+FINAL_JOB = ("succeeded", "failed", "cancelled")
 
 
 class Logs(logging.Handler):
@@ -157,7 +170,7 @@ class Lifecycle(RuleBasedStateMachine):
     def airbyte_moves(self, job: int, status: str, long: bool) -> None:
         found = self.h.airbyte.jobs.get(job)
         if found is not None and found.status not in ("succeeded", "failed", "cancelled"):
-            failure = ("z" * 50_000 + SECRET_VALUE) if long and status == "failed" else None
+            failure = ("z" * 50_000 + ECHOED) if long and status == "failed" else None
             self.h.airbyte.move(found, status, failure)
 
     @rule(fault=st.sampled_from(FAULTS), count=st.integers(1, 3))
@@ -200,6 +213,57 @@ class Lifecycle(RuleBasedStateMachine):
     def airbyte_clock_jumps_back(self, seconds: float) -> None:
         self.h.airbyte.skew -= seconds
 
+    # --- credentials ----------------------------------------------------------------------------
+
+    @rule(secret=st.sampled_from(SECRETS), url=st.sampled_from(URLS), revoke_old=st.booleans())
+    def secret_edited(self, secret: str, url: str, revoke_old: bool) -> None:
+        """The Secret gets new values (External Secrets re-syncs it); Airbyte accepts the new
+        client, and the old one too unless the rotation revoked it."""
+        login, old = self.h.pool.login, self.secret()
+        self.h.kube.put_data("secrets", NS, "airbyte-default",
+                             {"url": url, "clientId": "id", "clientSecret": secret})  # fmt: skip
+        accepted = set(SECRETS) if login.accepted is None else set(login.accepted)
+        urls = set(URLS) if login.urls is None else set(login.urls)
+        if revoke_old and old is not None:
+            urls.discard(old[0])
+            accepted.discard(old[1])
+        login.accepted, login.urls = accepted | {secret}, urls | {url}
+
+    @rule()
+    def credentials_revoked(self) -> None:
+        """The Airbyte admin deletes the application the Secret names; nobody edits the Secret."""
+        current = self.secret()
+        if current is not None and self.h.pool.login.accepted is not None:
+            self.h.pool.login.accepted.discard(current[1])
+        elif current is not None:
+            self.h.pool.login.accepted = set(SECRETS) - {current[1]}
+
+    @rule(recreate=st.booleans())
+    def secret_deleted(self, recreate: bool) -> None:
+        current = self.h.kube.data.pop(("secrets", NS, "airbyte-default"), None)
+        if recreate and current is not None:
+            self.h.kube.data[("secrets", NS, "airbyte-default")] = current
+
+    @rule(fault=st.sampled_from(TOKEN_FAULTS), count=st.integers(1, 4))
+    def token_endpoint_fails(self, fault: at.Problem, count: int) -> None:
+        self.h.pool.login.token_faults.extend([fault] * count)
+
+    def secret(self) -> tuple[str, str] | None:
+        """The Secret's (url, clientSecret), if it exists."""
+        data = self.h.kube.data.get(("secrets", NS, "airbyte-default"))
+        if data is None:
+            return None
+        return base64.b64decode(data["url"]).decode(), base64.b64decode(data["clientSecret"]).decode()
+
+    def secret_works(self) -> bool:
+        current, login = self.secret(), self.h.pool.login
+        if current is None:
+            return False
+        url, secret = current
+        return (login.urls is None or url in login.urls) and (
+            login.accepted is None or secret in login.accepted
+        )
+
     @rule(seconds=st.sampled_from([0.5, 1, 5, 30, 120]))
     def time_passes(self, seconds: float) -> None:
         self.run(self.h.run_for(seconds))
@@ -230,7 +294,7 @@ class Lifecycle(RuleBasedStateMachine):
             assert len(status.get("message", "")) <= MESSAGE_LIMIT
             assert all(len(c["message"]) <= MESSAGE_LIMIT for c in status.get("conditions", []))
         written = repr(self.h.kube.objects) + repr(self.h.kube.events) + "\n".join(self.logs.text)
-        assert SECRET_VALUE not in written
+        assert all(secret not in written for secret in SECRETS)
 
     def quiesce(self) -> None:
         """Faults end, the stream catches up, time passes: everything must settle where it should."""
@@ -238,10 +302,13 @@ class Lifecycle(RuleBasedStateMachine):
         h.hold = False
         h.kube.fail_patches = h.kube.fail_events = 0
         h.airbyte.faults.clear()
+        h.pool.login.token_faults.clear()
         if h.airbyte.gate is not None:
             h.airbyte.gate.set()
             h.airbyte.gate = None
-        self.run(h.run_for(60))  # past the resync that a re-list asks for, and the delete bound
+        # Past the resync that a re-list asks for, the delete bound, and the longest backoff
+        # (spec.backoff.maxDelay, 5 minutes by default; a failing walk's 16 cadences of 30 s).
+        self.run(h.run_for(8 * 60))
         for (ns, name), obj in h.kube.objects.items():
             assert not obj["metadata"].get("deletionTimestamp"), f"{name}: a delete hangs"
             watch = h.watches.known.get((ns, name))
@@ -256,6 +323,21 @@ class Lifecycle(RuleBasedStateMachine):
         assert set(h.watches.metrics._phases) <= set(h.watches.known)
         assert set(h.watches.deletion._said) <= {w.uid for w in h.watches.known.values()}
         self.one_outcome_announced_once()
+        self.final_jobs_reach_their_watches()
+
+    def final_jobs_reach_their_watches(self) -> None:
+        """Once idle: no watch of a job Airbyte reports final stays non-final while its Secret
+        holds working credentials (and its spec can be used)."""
+        if not self.secret_works():
+            return
+        for (_, name), obj in self.h.kube.objects.items():
+            job = self.h.airbyte.jobs.get(obj["status"].get("jobId"))  # type: ignore[arg-type]
+            try:
+                parse_spec(obj["spec"], "airbyte-default")
+            except InvalidSpec:
+                continue
+            if job is not None and job.status in FINAL_JOB:
+                assert obj["status"].get("phase") in n.FINAL_PHASES, (name, job.status, obj["status"])
 
 
 Lifecycle.TestCase.settings = settings(
