@@ -59,6 +59,22 @@ class PublicApiClient(AirbyteApi):
             jobs if isinstance(jobs, at.Problem) else at.Page(jobs, server_time[0] if server_time else None)
         )
 
+    async def jobs_updated_in_second(
+        self, second: float, created_since: float, offset: int = 0
+    ) -> at.Page | at.Problem:
+        """One page of the jobs updated within one whole second (both ends inclusive), created
+        at or after `created_since`, in the order they were created: `GET /jobs?updatedAtStart=
+        &updatedAtEnd=&createdAtStart=&orderBy=createdAt|ASC&limit=100&offset=`. Rows that
+        share their `updatedAt` come in no promised order; their creation times tell them apart."""
+        query = {"updatedAtStart": _iso(second), "updatedAtEnd": _iso(second + 1),
+                 "createdAtStart": _iso(created_since), "orderBy": "createdAt|ASC",
+                 "limit": str(LIST_LIMIT), "offset": str(offset)}  # fmt: skip
+        server_time: list[float] = []
+        jobs = await self._list(query, server_time)
+        return (
+            jobs if isinstance(jobs, at.Problem) else at.Page(jobs, server_time[0] if server_time else None)
+        )
+
     async def _list(
         self, query: dict[str, str], server_time: list[float] | None = None
     ) -> list[at.Job] | at.Problem:
@@ -145,6 +161,7 @@ def _job_from(body: Any) -> at.Job | at.Problem:
         rows_synced=_opt_int(body.get("rowsSynced")),
         bytes_synced=_opt_int(body.get("bytesSynced")),
         updated=updated_at(body),
+        created=_epoch(body["startTime"]) if isinstance(body.get("startTime"), str) else None,
     )
 
 

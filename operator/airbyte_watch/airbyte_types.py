@@ -33,6 +33,7 @@ class Job:
     # When Airbyte last changed the job (epoch seconds, its clock), when the answer tells.
     # Not part of equality: a job is "the same" while what a watch reports of it is.
     updated: float | None = field(default=None, compare=False)
+    created: float | None = field(default=None, compare=False)  # when Airbyte created it, likewise
 
 
 @dataclass(frozen=True)

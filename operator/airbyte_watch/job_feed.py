@@ -11,8 +11,13 @@ JobsController.listJobs and the job persistence behind it; tests/support/AIRBYTE
   it carries.
 - A walk pages by **keyset**: the next page starts at the last row's `updatedAt` (rows read
   twice are harmless), so a job that changes while the walk runs moves ahead of the cursor and
-  is read in the same walk; offset paging would shift unread rows past it instead. Only rows
-  with one identical timestamp filling a whole page advance by offset.
+  is read in the same walk; offset paging would shift unread rows past it instead.
+- A whole page of one second cannot advance by keyset: its rows share their `updatedAt` (a
+  batch of jobs ending together), and a database promises no order among equal sort keys, so
+  offsets within them may skip or repeat rows. That second is read on its own, ordered by
+  creation time (`updatedAtStart`/`updatedAtEnd` one second apart, `orderBy=createdAt|ASC`,
+  keyset on the creation second): about one request per 100 of its rows, as many as offset
+  paging would take.
 - A watch's own `GET /jobs/{id}` is left for what a list cannot serve: a job seen for the first
   time; a job the walks have not vouched for within its interval (a walk failed, or the cadence
   is slower); a safety re-read of each job every 100 to 200 of its intervals, spread at
@@ -35,7 +40,7 @@ import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,6 +70,9 @@ class JobLister(Protocol):
     async def get_job(self, job_id: int, server_time: list[float] | None = None) -> at.Job | at.Problem: ...
 
     async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem: ...
+
+    async def jobs_updated_in_second(self, second: float, created_since: float, offset: int = 0
+                                     ) -> at.Page | at.Problem: ...  # fmt: skip
 
 
 @dataclass
@@ -252,34 +260,31 @@ class Feed:
         assert self.watermark is not None
         start, offset, newest = self.watermark - OVERLAP, 0, self.watermark
         server_time: float | None = None
-        for _ in range(MAX_PAGES):
-            asked = self.monotonic()
-            answer = await self.client.jobs_updated_since(start, offset)
-            outcome = answer.kind if isinstance(answer, at.Problem) else "ok"
-            self.on_page(self.host, outcome, self.monotonic() - asked)
-            if isinstance(answer, at.Problem):
-                self._failed(answer)
+        pages = 0
+        while pages < MAX_PAGES:
+            pages += 1
+            answer = await self._page(self.client.jobs_updated_since(start, offset))
+            if answer is None:
                 return
             if server_time is None:
                 server_time = answer.server_time
-            page = answer.jobs
-            moved: dict[Hashable, None] = {}  # ordered: by the job's updatedAt, as listed
-            for job in page:
-                if job.updated is not None:
-                    newest = max(newest, job.updated)
-                known = self.jobs.get(job.job_id)
-                if known is not None and job != known.job:
-                    known.job = job
-                    moved.update(dict.fromkeys(known.watchers))
-            if moved:
-                self.notify(moved)
-            if len(page) < LIST_PAGE:
+            newest = max(newest, self._take(answer.jobs))
+            if len(answer.jobs) < LIST_PAGE:
                 break
-            last = page[-1].updated
-            if last is not None and last > start:
+            first, last = answer.jobs[0].updated, answer.jobs[-1].updated
+            if last is not None and first == last:
+                # A whole page of one second: its rows share their `updatedAt` (a batch ending
+                # together), and rows with equal sort keys come in no promised order, so offsets
+                # within them may skip or repeat rows. Read that second by creation time instead.
+                read = await self._second(last, MAX_PAGES - pages)
+                if read is None:
+                    return
+                pages += read
+                start, offset = last + 1, 0
+            elif last is not None and last > start:
                 start, offset = last, 0  # keyset: on from the last row's time
             else:
-                offset += LIST_PAGE  # a whole page of one timestamp: on within it
+                offset += LIST_PAGE  # rows that do not say when they changed: on by offset
         recovered = self.problem is not None
         self.problem, self._failures = None, 0
         # Airbyte's clock when it answered the first page: every later change carries a later
@@ -289,6 +294,79 @@ class Feed:
         self.walked_at = started
         if recovered:
             self.notify([w for k in self.jobs.values() for w in k.watchers])
+
+    async def _page(self, asking: Awaitable[at.Page | at.Problem]) -> at.Page | None:
+        """One page of a walk, counted; None when it failed (the walk's problem)."""
+        asked = self.monotonic()
+        answer = await asking
+        self.on_page(
+            self.host, answer.kind if isinstance(answer, at.Problem) else "ok", self.monotonic() - asked
+        )
+        if isinstance(answer, at.Problem):
+            self._failed(answer)
+            return None
+        return answer
+
+    def _take(self, page: list[at.Job]) -> float:
+        """Tell the watches whose job moved, oldest change first; the newest `updated` read."""
+        newest = float("-inf")
+        moved: dict[Hashable, None] = {}  # ordered: as listed
+        for job in page:
+            if job.updated is not None:
+                newest = max(newest, job.updated)
+            known = self.jobs.get(job.job_id)
+            if known is not None and job != known.job:
+                known.job = job
+                moved.update(dict.fromkeys(known.watchers))
+        if moved:
+            self.notify(moved)
+        return newest
+
+    async def _second(self, second: float, budget: int) -> int | None:
+        """Every row updated within `second`, paged by creation time (keyset on the creation
+        second, offsets only among rows created in one second as well); the pages it took, or
+        None when one failed."""
+        created, offset, pages = 0.0, 0, 0
+        while pages < budget:
+            pages += 1
+            answer = await self._page(self.client.jobs_updated_in_second(second, created, offset))
+            if answer is None:
+                return None
+            self._take(answer.jobs)
+            if len(answer.jobs) < LIST_PAGE:
+                break
+            last = answer.jobs[-1].created
+            if last is not None and last > created:
+                created, offset = last, 0
+                continue
+            # More than a page of rows equal in both times: no order tells them apart, so the
+            # watched jobs created in that second are read one by one.
+            each = await self._read_each(last, budget - pages)
+            if each is None:
+                return None
+            pages += each
+            created, offset = (last or created) + 1, 0
+        return pages
+
+    async def _read_each(self, created: float | None, budget: int) -> int | None:
+        """Each watched job created within that second (or not known to), by its own GET; how
+        many, or None when one failed (then the walk failed: it does not vouch for them)."""
+        ids = [job_id for job_id, k in self.jobs.items()
+               if k.job.created is None or created is None or int(k.job.created) == int(created)]  # fmt: skip
+        log.info("Airbyte %s: more than %d jobs share their update and creation second; reading %d "
+                 "watched ones each", self.host, LIST_PAGE, len(ids[:budget]))  # fmt: skip
+        for job_id in ids[:budget]:
+            answer = await self.client.get_job(job_id)
+            if isinstance(answer, at.Problem) and answer.kind != at.NOT_FOUND:
+                self._failed(answer)
+                return None
+            known = self.jobs.get(job_id)
+            if isinstance(answer, at.Job) and known is not None:
+                known.read_at = self.monotonic()
+                if answer != known.job:
+                    known.job = answer
+                    self.notify(list(known.watchers))
+        return len(ids[:budget])
 
     def _failed(self, problem: at.Problem) -> None:
         if problem.status_code == 403:

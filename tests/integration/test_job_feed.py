@@ -168,6 +168,80 @@ async def test_more_equal_timestamps_than_a_page_are_all_seen(
     assert sorted(told.watchers) == sorted(f"w{j}" for j in ids)
 
 
+@pytest.mark.parametrize("rows", [150, 2 * LIST_PAGE + 31])
+async def test_a_batch_ending_in_one_second_is_read_whole_whatever_order_ties_come_in(
+    fake_airbyte: RunningFake, client: AirbyteApi, rows: int
+) -> None:
+    """A nightly schedule's syncs end together: more rows of one `updatedAt` than a page holds,
+    which the fake (as PostgreSQL) returns in a new order on each request. Each is read, with
+    about one request per 100 rows, and no job of its own is read."""
+    t0 = time.time() - 3600
+    ids = range(1, rows + 1)
+    for job_id in ids:  # created one after another, as Airbyte creates them
+        fake_airbyte.fake.add_job(job_id, [Step("running")], created=t0 + job_id / 7, updated=t0 + 50)
+    told = Told()
+    feed = Feed(client, "fake", Clock(), told)
+    await watched(feed, fake_airbyte, ids)
+    feed.watermark = t0 + 90
+    for job_id in ids:
+        move(fake_airbyte.fake.jobs[job_id], "succeeded", t0 + 100)  # one stored time for all
+    before_lists, before_gets = lists(fake_airbyte), gets(fake_airbyte)
+    await feed.walk()
+    assert sorted(told.watchers) == sorted(f"w{j}" for j in ids)
+    assert gets(fake_airbyte) == before_gets
+    assert lists(fake_airbyte) - before_lists <= -(-rows // LIST_PAGE) + 2
+
+
+async def test_rows_equal_in_both_times_are_read_one_by_one(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    """Created and ended in the same instants: no order can page them, so the watched jobs of
+    that second get their own reads; none is missed."""
+    t0 = time.time() - 3600
+    ids = range(1, 161)
+    running(fake_airbyte, ids, t0)
+    told = Told()
+    feed = Feed(client, "fake", Clock(), told)
+    await watched(feed, fake_airbyte, ids)
+    feed.watermark = t0
+    for job_id in ids:
+        move(fake_airbyte.fake.jobs[job_id], "failed", t0 + 100)
+    before = gets(fake_airbyte)
+    await feed.walk()
+    assert sorted(told.watchers) == sorted(f"w{j}" for j in ids)
+    assert gets(fake_airbyte) - before == len(ids)
+
+
+async def test_a_flaky_list_is_retried_by_the_walk_and_its_watches_keep_their_place(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    """Every 4th `GET /jobs` answers 500: the walk tries again a second later, no watch is told
+    of a problem or reads its own job, and a change is seen by the next walk that succeeds."""
+    t0 = time.time() - 600
+    ids = range(1, 21)
+    running(fake_airbyte, ids, t0)
+    clock, told = Clock(), Told()
+    feed = Feed(client, "fake", clock, told)
+    await watched(feed, fake_airbyte, ids)
+    fake_airbyte.fake.inject(Fault(500, '{"message":"boom"}', path_contains="/jobs", method="GET", every=4))
+    before = gets(fake_airbyte)
+    for walk in range(12):
+        if walk == 6:
+            move(fake_airbyte.fake.jobs[3], "succeeded", time.time())
+        clock.now += 2.0
+        await feed.walk()
+        if feed.problem is None and feed._failures:
+            assert feed.retry_delay() == 1.0  # the walk's own backoff, not the watches'
+            clock.now += 1.0
+            await feed.walk()
+        assert feed.problem is None and told.watchers in ([], ["w3"])
+        for job_id in ids:
+            answer, served = await feed.read(job_id, f"w{job_id}", INTERVAL)
+            assert served and isinstance(answer, at.Job), answer
+    assert told.watchers == ["w3"]
+    assert gets(fake_airbyte) == before
+
+
 async def test_a_job_that_moves_while_the_walk_pages_is_not_missed(
     fake_airbyte: RunningFake, client: AirbyteApi
 ) -> None:

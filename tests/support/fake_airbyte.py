@@ -48,6 +48,8 @@ class Fault:
     passthrough: bool = False  # after the delay, answer as usual (a slow but working server)
     reset: bool = False  # start a 200 body, then drop the connection mid-body
     content_type: str = "application/json"
+    every: int = 0  # > 0: every n-th matching request gets it, for as long as the fault stays
+    _seen: int = 0
 
 
 @dataclass
@@ -289,18 +291,20 @@ class FakeAirbyte:
                         request.headers.get("User-Agent", ""),
                     )
                 )
-            fault = next(
-                (
-                    f
-                    for f in self.faults
-                    if f.path_contains in request.path and f.method in ("", request.method)
-                ),
-                None,
-            )
-            if fault is not None:
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.faults.remove(fault)
+            fault = None
+            for f in self.faults:
+                if f.path_contains not in request.path or f.method not in ("", request.method):
+                    continue
+                if f.every > 0:  # a flaky server: every n-th request fails, the rest pass
+                    f._seen += 1
+                    if f._seen % f.every:
+                        continue
+                else:
+                    f.count -= 1
+                    if f.count <= 0:
+                        self.faults.remove(f)
+                fault = f
+                break
         checks = self._contract.get(
             (
                 request.method,

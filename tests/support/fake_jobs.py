@@ -6,6 +6,7 @@ Every rendering rule here is the server's; tests/support/AIRBYTE.md names the fi
 from __future__ import annotations
 
 import datetime
+import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -209,7 +210,10 @@ class JobQuery:
             ):
                 found.append((job, status))
         field_of = (lambda j: j.created) if self.order_field == "createdAt" else (lambda j: j.updated)
-        found.sort(key=lambda pair: (field_of(pair[0]), pair[0].job_id), reverse=self.descending)
+        # Sorted by the one field asked for; rows equal in it come in whatever order the
+        # database finds them, a new one on each request (PostgreSQL promises none).
+        random.shuffle(found)
+        found.sort(key=lambda pair: field_of(pair[0]), reverse=self.descending)
         # The server pages with Pageable.from(offset / limit, limit): an offset inside a page
         # starts at that page's first row.
         start = (self.offset // self.limit) * self.limit

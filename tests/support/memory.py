@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import datetime
 import itertools
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,6 +267,7 @@ class MemoryAirbyte:
     faults: list[at.Problem | BaseException] = field(default_factory=list)  # next answers
     lose_next_post_answer: bool = False  # the job is created, the answer never arrives
     gate: asyncio.Event | None = None  # when set to an unset Event, requests wait for it
+    shuffle_ties: random.Random | None = None  # set: rows of equal sort key in a new order each list
     _ids: itertools.count = field(default_factory=lambda: itertools.count(100))
 
     def now(self) -> datetime.datetime:
@@ -294,7 +296,7 @@ class MemoryAirbyte:
     def _as_job(self, job: MemoryJob) -> at.Job:
         updated = int(job.updated.timestamp()) if job.updated else None  # whole seconds, as rendered
         return at.Job(job.job_id, job.status, job.job_type, job.connection_id, failure=job.failure,
-                      updated=updated)  # fmt: skip
+                      updated=updated, created=int(job.created.timestamp()))  # fmt: skip
 
     async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
         """GET /jobs?updatedAtStart&orderBy=updatedAt|ASC&limit=100&offset, as the server pages."""
@@ -303,12 +305,36 @@ class MemoryAirbyte:
             await self._enter()
         except _Answer as a:
             return a.problem
-        found = sorted(
-            (j for j in self.jobs.values() if j.updated and j.updated.timestamp() >= start),
-            key=lambda j: (j.updated, j.job_id),
+        found = self._ordered(
+            [j for j in self.jobs.values() if j.updated and j.updated.timestamp() >= start],
+            lambda j: j.updated,
         )
         first = (offset // 100) * 100
         return at.Page([self._as_job(j) for j in found[first : first + 100]], int(self.now().timestamp()))
+
+    async def jobs_updated_in_second(self, second: float, created_since: float, offset: int = 0
+                                     ) -> at.Page | at.Problem:  # fmt: skip
+        """GET /jobs?updatedAtStart&updatedAtEnd=+1s&createdAtStart&orderBy=createdAt|ASC."""
+        self.lists += 1
+        try:
+            await self._enter()
+        except _Answer as a:
+            return a.problem
+        found = self._ordered(
+            [j for j in self.jobs.values() if j.updated and second <= j.updated.timestamp() <= second + 1
+             and j.created.timestamp() >= created_since],
+            lambda j: j.created,
+        )  # fmt: skip
+        first = (offset // 100) * 100
+        return at.Page([self._as_job(j) for j in found[first : first + 100]], int(self.now().timestamp()))
+
+    def _ordered(self, jobs: list[MemoryJob], key: Callable[[MemoryJob], Any]) -> list[MemoryJob]:
+        """Sorted by one field; rows equal in it in a new order on each request when
+        `shuffle_ties` is set (as a database), else by id."""
+        if self.shuffle_ties is None:
+            return sorted(jobs, key=lambda j: (key(j), j.job_id))
+        self.shuffle_ties.shuffle(jobs)
+        return sorted(jobs, key=key)
 
     async def get_job(self, job_id: int, server_time: list[float] | None = None) -> at.Job | at.Problem:
         try:
@@ -429,6 +455,14 @@ class MemoryClient:
             self.airbyte.lists += 1
             return refused
         return self._echo(await self.airbyte.jobs_updated_since(start, offset))
+
+    async def jobs_updated_in_second(self, second: float, created_since: float, offset: int = 0
+                                     ) -> at.Page | at.Problem:  # fmt: skip
+        refused = self.login.refuses(self.config)
+        if refused is not None:
+            self.airbyte.lists += 1
+            return refused
+        return self._echo(await self.airbyte.jobs_updated_in_second(second, created_since, offset))
 
     async def cancel_job(self, job_id: int) -> str | at.Problem:
         return self.login.refuses(self.config) or self._echo(await self.airbyte.cancel_job(job_id))
