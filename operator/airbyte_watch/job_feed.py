@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections import Counter
@@ -64,6 +65,10 @@ LIST_PAGE = 100  # the page size the walks ask for (the server's largest)
 DOWN_AFTER = 3  # walks failed in a row before the server counts as failing for its watches
 RETRY_BASE = 1.0  # seconds before a failed walk is tried again; doubles with each failure
 MAX_BACKOFF_CADENCES = 16  # a failing server is walked at least once per 16 cadences
+# A page that fails (5xx, no answer) is asked again after these pauses before its walk fails:
+# a flaky server costs a request more, not a walk started over (which may fail again).
+PAGE_RETRIES = (0.5, 1.0)
+PAGE_ATTEMPTS = len(PAGE_RETRIES) + 1
 
 
 class JobLister(Protocol):
@@ -93,8 +98,10 @@ class Feed:
     def __init__(self, client: JobLister, host: str, monotonic: Callable[[], float],
                  notify: Callable[[Iterable[Hashable]], None],
                  on_fallback: Callable[[str], None] = lambda host: None,
-                 on_page: PageHook = lambda host, outcome, seconds: None) -> None:  # fmt: skip
+                 on_page: PageHook = lambda host, outcome, seconds: None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:  # fmt: skip
         self.client = client
+        self.sleep = sleep
         self.on_page = on_page
         self.host = host
         self.monotonic = monotonic
@@ -263,7 +270,7 @@ class Feed:
         pages = 0
         while pages < MAX_PAGES:
             pages += 1
-            answer = await self._page(self.client.jobs_updated_since(start, offset))
+            answer = await self._page(functools.partial(self.client.jobs_updated_since, start, offset))
             if answer is None:
                 return
             if server_time is None:
@@ -295,17 +302,21 @@ class Feed:
         if recovered:
             self.notify([w for k in self.jobs.values() for w in k.watchers])
 
-    async def _page(self, asking: Awaitable[at.Page | at.Problem]) -> at.Page | None:
-        """One page of a walk, counted; None when it failed (the walk's problem)."""
-        asked = self.monotonic()
-        answer = await asking
-        self.on_page(
-            self.host, answer.kind if isinstance(answer, at.Problem) else "ok", self.monotonic() - asked
-        )
-        if isinstance(answer, at.Problem):
-            self._failed(answer)
-            return None
-        return answer
+    async def _page(self, ask: Callable[[], Awaitable[at.Page | at.Problem]]) -> at.Page | None:
+        """One page of a walk, each request counted, a transient failure asked again after a
+        pause; None when it failed still (the walk's problem)."""
+        for pause in (*PAGE_RETRIES, None):
+            asked = self.monotonic()
+            answer = await ask()
+            outcome = answer.kind if isinstance(answer, at.Problem) else "ok"
+            self.on_page(self.host, outcome, self.monotonic() - asked)
+            if not isinstance(answer, at.Problem):
+                return answer
+            if pause is None or not answer.transient or answer.status_code == 403:
+                break  # out of tries, or a refusal that asking again will not change
+            await self.sleep(pause)
+        self._failed(answer)
+        return None
 
     def _take(self, page: list[at.Job]) -> float:
         """Tell the watches whose job moved, oldest change first; the newest `updated` read."""
@@ -323,29 +334,40 @@ class Feed:
         return newest
 
     async def _second(self, second: float, budget: int) -> int | None:
-        """Every row updated within `second`, paged by creation time (keyset on the creation
-        second, offsets only among rows created in one second as well); the pages it took, or
-        None when one failed."""
+        """Every row updated within `second`, paged by creation time: keyset on the creation
+        second, offsets only among rows created within one second too, which their full
+        creation times order. The pages it took, or None when one failed.
+
+        Rows equal in both stored times have no order at all; offsets over them repeat a row
+        on one page and skip another. A repeated id shows it (the pages always add up to the
+        rows there are), and then the watched jobs created in that second are read one by one.
+        """
         created, offset, pages = 0.0, 0, 0
+        seen: set[int] = set()  # ids read at offsets within the current creation second
         while pages < budget:
             pages += 1
-            answer = await self._page(self.client.jobs_updated_in_second(second, created, offset))
+            ask = functools.partial(self.client.jobs_updated_in_second, second, created, offset)
+            answer = await self._page(ask)
             if answer is None:
                 return None
-            self._take(answer.jobs)
-            if len(answer.jobs) < LIST_PAGE:
-                break
-            last = answer.jobs[-1].created
-            if last is not None and last > created:
-                created, offset = last, 0
+            rows = answer.jobs
+            self._take(rows)
+            last = rows[-1].created if rows else None
+            here = [r.job_id for r in rows if r.created is not None and int(r.created) == int(created)]
+            if offset and (seen & set(here) or len(set(here)) < len(here)):
+                each = await self._read_each(created, budget - pages)
+                if each is None:
+                    return None
+                pages += each
+                created, offset, seen = created + 1, 0, set()
                 continue
-            # More than a page of rows equal in both times: no order tells them apart, so the
-            # watched jobs created in that second are read one by one.
-            each = await self._read_each(last, budget - pages)
-            if each is None:
-                return None
-            pages += each
-            created, offset = (last or created) + 1, 0
+            if len(rows) < LIST_PAGE:
+                break
+            if last is not None and last > created:
+                created, offset, seen = last, 0, {r.job_id for r in rows if r.created == last}
+            else:
+                offset += LIST_PAGE
+                seen.update(here)
         return pages
 
     async def _read_each(self, created: float | None, budget: int) -> int | None:
@@ -390,8 +412,10 @@ class Feeds:
     def __init__(self, monotonic: Callable[[], float], notify: Callable[[Iterable[Hashable]], None],
                  on_fallback: Callable[[str], None] = lambda host: None,
                  on_page: PageHook = lambda host, outcome, seconds: None,
-                 autostart: bool = True) -> None:  # fmt: skip
+                 autostart: bool = True,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:  # fmt: skip
         self.monotonic = monotonic
+        self.sleep = sleep
         self.notify = notify
         self.on_fallback = on_fallback
         self.on_page = on_page
@@ -405,7 +429,7 @@ class Feeds:
     def feed(self, key: str, client: JobLister, host: str) -> Feed:
         feed = self._feeds.get(key)
         if feed is None:
-            feed = Feed(client, host, self.monotonic, self.notify, self.on_fallback, self.on_page)
+            feed = Feed(client, host, self.monotonic, self.notify, self.on_fallback, self.on_page, self.sleep)
             self._feeds[key] = feed
         if self.autostart:
             feed.start()

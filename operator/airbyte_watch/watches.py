@@ -103,6 +103,7 @@ class Watches:
             on_fallback=lambda host: self.metrics.list_fallback.labels(host).set(1),
             on_page=self.metrics.observe_list_page,
             autostart=walks,
+            sleep=sleep,
         )
         self.listed = False  # the first list is in (readiness)
         self._resync_at = monotonic() + options.resync_period

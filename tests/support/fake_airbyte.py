@@ -49,6 +49,7 @@ class Fault:
     reset: bool = False  # start a 200 body, then drop the connection mid-body
     content_type: str = "application/json"
     every: int = 0  # > 0: every n-th matching request gets it, for as long as the fault stays
+    path_ends: str = ""  # only requests whose path ends so ("/jobs": the list, not a job)
     _seen: int = 0
 
 
@@ -294,6 +295,8 @@ class FakeAirbyte:
             fault = None
             for f in self.faults:
                 if f.path_contains not in request.path or f.method not in ("", request.method):
+                    continue
+                if not request.path.endswith(f.path_ends):
                     continue
                 if f.every > 0:  # a flaky server: every n-th request fails, the rest pass
                     f._seen += 1

@@ -138,7 +138,7 @@ TOKEN_FAULTS = {
 @pytest.mark.parametrize("fault", list(TOKEN_FAULTS))
 async def test_a_failing_token_endpoint_is_reported_as_such_and_heals(mode: str, fault: str) -> None:
     h = await running_watch(mode)
-    h.pool.login.token_faults = [TOKEN_FAULTS[fault]] * 8
+    h.pool.login.token_faults = [TOKEN_FAULTS[fault]] * 40  # an outage, not a blip the walk rides out
     await h.run_for(6 * INTERVAL)
     st = h.obj("w")["status"]
     assert "token endpoint" in st["message"], st
