@@ -268,6 +268,8 @@ class MemoryAirbyte:
     lose_next_post_answer: bool = False  # the job is created, the answer never arrives
     gate: asyncio.Event | None = None  # when set to an unset Event, requests wait for it
     shuffle_ties: random.Random | None = None  # set: rows of equal sort key in a new order each list
+    page_size: int = 100  # the rows a list answers at most (the walks' LIST_PAGE must agree)
+    list_faults: list[at.Problem] = field(default_factory=list)  # the next list requests fail so
     _ids: itertools.count = field(default_factory=lambda: itertools.count(100))
 
     def now(self) -> datetime.datetime:
@@ -301,6 +303,9 @@ class MemoryAirbyte:
     async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
         """GET /jobs?updatedAtStart&orderBy=updatedAt|ASC&limit=100&offset, as the server pages."""
         self.lists += 1
+        if self.list_faults:
+            self.requests += 1
+            return self.list_faults.pop(0)
         try:
             await self._enter()
         except _Answer as a:
@@ -309,13 +314,17 @@ class MemoryAirbyte:
             [j for j in self.jobs.values() if j.updated and j.updated.timestamp() >= start],
             lambda j: j.updated,
         )
-        first = (offset // 100) * 100
-        return at.Page([self._as_job(j) for j in found[first : first + 100]], int(self.now().timestamp()))
+        size = self.page_size
+        first = (offset // size) * size
+        return at.Page([self._as_job(j) for j in found[first : first + size]], int(self.now().timestamp()))
 
     async def jobs_updated_in_second(self, second: float, created_since: float, offset: int = 0
                                      ) -> at.Page | at.Problem:  # fmt: skip
         """GET /jobs?updatedAtStart&updatedAtEnd=+1s&createdAtStart&orderBy=createdAt|ASC."""
         self.lists += 1
+        if self.list_faults:
+            self.requests += 1
+            return self.list_faults.pop(0)
         try:
             await self._enter()
         except _Answer as a:
@@ -325,8 +334,9 @@ class MemoryAirbyte:
              and j.created.timestamp() >= created_since],
             lambda j: j.created,
         )  # fmt: skip
-        first = (offset // 100) * 100
-        return at.Page([self._as_job(j) for j in found[first : first + 100]], int(self.now().timestamp()))
+        size = self.page_size
+        first = (offset // size) * size
+        return at.Page([self._as_job(j) for j in found[first : first + size]], int(self.now().timestamp()))
 
     def _ordered(self, jobs: list[MemoryJob], key: Callable[[MemoryJob], Any]) -> list[MemoryJob]:
         """Sorted by one field; rows equal in it in a new order on each request when

@@ -15,11 +15,13 @@ import asyncio
 import base64
 import logging
 import os
+import random
 from collections import Counter
 from typing import Any
 
 import pytest
 from airbyte_watch import airbyte_types as at
+from airbyte_watch import job_feed
 from airbyte_watch import names as n
 from airbyte_watch.decision import FINAL_REASONS
 from airbyte_watch.spec import InvalidSpec, parse_spec
@@ -350,7 +352,43 @@ TestLifecycle = Lifecycle.TestCase
 
 
 class LifecycleListMode(Lifecycle):
+    """The list walks, on pages of 2 rows (so that a handful of jobs fill pages and ties), over
+    an Airbyte that returns rows of equal sort key in a new order when it says so, and whose
+    lists fail on demand."""
+
     poll_mode = "list"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._page = job_feed.LIST_PAGE
+        job_feed.LIST_PAGE = self.h.airbyte.page_size = 2
+        for job in range(900, 906):  # other connections' jobs: no watch's, but rows on every page
+            self.h.airbyte.add_job(job, "running", connection_id=f"c-{job}")
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            job_feed.LIST_PAGE = self._page
+
+    @rule(seed=st.integers(0, 2**16) | st.none())
+    def ties_come_in_any_order(self, seed: int | None) -> None:
+        self.h.airbyte.shuffle_ties = None if seed is None else random.Random(seed)
+
+    @rule(status=st.sampled_from(["succeeded", "failed", "running"]))
+    def jobs_end_together(self, status: str) -> None:
+        """Every job still running moves in one instant: one stored updatedAt for all."""
+        for job in self.h.airbyte.jobs.values():
+            if job.status not in FINAL_JOB:
+                self.h.airbyte.move(job, status)
+
+    @rule(fault=st.sampled_from(FAULTS[:3]), count=st.integers(1, 12))
+    def lists_fail(self, fault: Any, count: int) -> None:
+        self.h.airbyte.list_faults.extend([fault] * count)
+
+    def quiesce(self) -> None:
+        self.h.airbyte.list_faults.clear()
+        super().quiesce()
 
 
 LifecycleListMode.TestCase.settings = Lifecycle.TestCase.settings
