@@ -30,6 +30,13 @@ log = logging.getLogger("airbyte_watch")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
+def _at_least_one_second(text: str) -> float:
+    value = float(text)
+    if not value >= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is less than 1 second")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="airbyte-watch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +119,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="list",
         help="list: one GET /jobs per server and interval tells every watch of that server whether "
         "its job moved; get: one GET /jobs/{id} per watch and interval (default: %(default)s)",
+    )
+    run.add_argument(
+        "--list-interval",
+        type=_at_least_one_second,
+        default=5.0,
+        help="list mode: seconds between two walks of GET /jobs per server, or less if a watch's "
+        "pollInterval is shorter; pollInterval stays the longest a watch goes without news of its "
+        "job (default: %(default)s)",
     )
     run.add_argument(
         "--resync-period",
@@ -229,6 +244,8 @@ async def run(args: argparse.Namespace) -> None:
             namespaces=list(namespaces),
             resync_period=args.resync_period,
             poll_mode=args.poll_mode,
+            list_interval=args.list_interval,
+            walk_budget=args.max_requests_per_second,
         ),
         metrics=metrics,
     )

@@ -59,6 +59,10 @@ OVERLAP = 3.0
 # 100 intervals, at most 1% of watches created together re-read in any one interval.
 SAFETY_INTERVALS = (100, 200)
 MIN_CADENCE = 1.0  # seconds between two walks of one server, at least
+LIST_INTERVAL = 5.0  # seconds between two walks of one server, unless a watch asks for less
+# The walks of one server take at most this share of its request budget (--max-requests-per-
+# second): the rest is left to the per-job reads, starts and cancels.
+WALK_BUDGET_SHARE = 0.5
 MAX_PAGES = 1000  # per walk: a runaway walk stops and the next one goes on from its watermark
 SLACK = 2.0  # seconds a walk's news may be older than a watch's interval and still serve it
 LIST_PAGE = 100  # the page size the walks ask for (the server's largest)
@@ -99,9 +103,13 @@ class Feed:
                  notify: Callable[[Iterable[Hashable]], None],
                  on_fallback: Callable[[str], None] = lambda host: None,
                  on_page: PageHook = lambda host, outcome, seconds: None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:  # fmt: skip
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 list_interval: float = LIST_INTERVAL, budget: float | None = None) -> None:  # fmt: skip
         self.client = client
         self.sleep = sleep
+        self.list_interval = list_interval
+        self.budget = budget  # requests per second this server may get, if bounded
+        self._last_pages = 1  # requests the last walk took
         self.on_page = on_page
         self.host = host
         self.monotonic = monotonic
@@ -211,9 +219,14 @@ class Feed:
     # --- the walks ------------------------------------------------------------------------------------
 
     def cadence(self) -> float:
+        """Seconds between two walks: `list_interval`, or the shortest pollInterval if that is
+        shorter, never so often that the walks take more than their share of the budget.
+        pollInterval stays what it was: the longest a watch may go without news of its job."""
         # A count per distinct interval, not a scan of the jobs: this runs on every wake, and
         # 10,000 jobs found at start would make that quadratic.
-        return max(MIN_CADENCE, min(self._intervals, default=30.0))
+        wanted = min(self.list_interval, min(self._intervals, default=self.list_interval))
+        budgeted = self._last_pages / (self.budget * WALK_BUDGET_SHARE) if self.budget else 0.0
+        return max(MIN_CADENCE, wanted, budgeted)
 
     def retry_delay(self) -> float:
         """After `_failures` failed walks in a row: 1 s, 2 s, 4 s, ... up to 16 cadences."""
@@ -292,6 +305,7 @@ class Feed:
                 start, offset = last, 0  # keyset: on from the last row's time
             else:
                 offset += LIST_PAGE  # rows that do not say when they changed: on by offset
+        self._last_pages = pages
         recovered = self.problem is not None
         self.problem, self._failures = None, 0
         # Airbyte's clock when it answered the first page: every later change carries a later
@@ -413,9 +427,11 @@ class Feeds:
                  on_fallback: Callable[[str], None] = lambda host: None,
                  on_page: PageHook = lambda host, outcome, seconds: None,
                  autostart: bool = True,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:  # fmt: skip
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 list_interval: float = LIST_INTERVAL, budget: float | None = None) -> None:  # fmt: skip
         self.monotonic = monotonic
         self.sleep = sleep
+        self.list_interval, self.budget = list_interval, budget
         self.notify = notify
         self.on_fallback = on_fallback
         self.on_page = on_page
@@ -429,7 +445,8 @@ class Feeds:
     def feed(self, key: str, client: JobLister, host: str) -> Feed:
         feed = self._feeds.get(key)
         if feed is None:
-            feed = Feed(client, host, self.monotonic, self.notify, self.on_fallback, self.on_page, self.sleep)
+            feed = Feed(client, host, self.monotonic, self.notify, self.on_fallback, self.on_page, self.sleep,
+                        self.list_interval, self.budget)  # fmt: skip
             self._feeds[key] = feed
         if self.autostart:
             feed.start()

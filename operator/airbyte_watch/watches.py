@@ -58,6 +58,8 @@ class Options:
     namespaces: list[str] = field(default_factory=list)  # watched namespaces or globs; [] = all
     resync_period: float = 600.0  # a full list this often catches deletes that no event told
     poll_mode: str = "list"  # list: one GET /jobs walk per server tells every watch; get: per job
+    list_interval: float = 5.0  # seconds between two walks of a server (sooner if a watch asks)
+    walk_budget: float | None = None  # requests/s per server (--max-requests-per-second)
 
 
 class Decided(NamedTuple):
@@ -104,6 +106,8 @@ class Watches:
             on_page=self.metrics.observe_list_page,
             autostart=walks,
             sleep=sleep,
+            list_interval=options.list_interval,
+            budget=options.walk_budget,
         )
         self.listed = False  # the first list is in (readiness)
         self._resync_at = monotonic() + options.resync_period

@@ -139,7 +139,7 @@ async def test_the_cadence_follows_the_shortest_interval_among_the_jobs_still_wa
 ) -> None:
     for job_id in (1, 2):
         fake_airbyte.fake.add_job(job_id, [Step("running")])
-    feed = Feed(client, "fake", Clock(), Told())
+    feed = Feed(client, "fake", Clock(), Told(), list_interval=60.0)
     await feed.read(1, "w1", 30.0)
     await feed.read(2, "w2", 5.0)
     await feed.read(2, "w2b", 10.0)  # a second watch of job 2, with a longer interval
@@ -150,6 +150,14 @@ async def test_the_cadence_follows_the_shortest_interval_among_the_jobs_still_wa
     assert feed.cadence() == 30.0
     feed.unwatch(1, "w1")
     assert feed.idle
+    assert feed.cadence() == 60.0  # no watch asks for less than the list interval
+
+
+def test_the_walks_take_at_most_half_of_the_servers_request_budget() -> None:
+    feed = Feed(None, "fake", Clock(), Told(), list_interval=5.0, budget=2.0)  # type: ignore[arg-type]
+    assert feed.cadence() == 5.0
+    feed._last_pages = 20  # a walk of 20 pages: at 2 requests/s, walks only every 20 s
+    assert feed.cadence() == 20.0
 
 
 async def test_more_equal_timestamps_than_a_page_are_all_seen(

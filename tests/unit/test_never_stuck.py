@@ -240,12 +240,27 @@ async def test_in_list_mode_a_watch_learns_its_outcome_from_a_walk_not_its_own_r
     h.kube.create(NS, "w", {"jobId": 7, "pollInterval": "30s"})
     await h.run_for(1)
     assert status(h)["phase"] == "Running" and h.airbyte.requests == 1  # the first read: a GET
-    await h.run_for(300)  # ten intervals: ten walks, no GET
-    assert h.airbyte.requests == 11
+    await h.run_for(300)  # ten intervals: a walk every list interval (5 s), no GET
+    assert h.airbyte.requests == 61
     h.airbyte.move(job, "succeeded")
-    await h.run_for(31)
-    assert status(h)["phase"] == "Succeeded" and h.airbyte.requests == 12
+    await h.run_for(5)  # the next walk, not the next pollInterval, brings the news
+    assert status(h)["phase"] == "Succeeded" and h.airbyte.requests == 62
     assert h.reasons("w") == ["JobRunning", "JobSucceeded"]
+
+
+@pytest.mark.parametrize(("list_interval", "walks"), [(5.0, 60), (30.0, 10), (60.0, 10)])
+async def test_walks_come_every_list_interval_or_sooner_for_a_shorter_poll_interval(
+    list_interval: float, walks: int
+) -> None:
+    """`--list-interval` sets the walks' cadence; a watch's shorter pollInterval brings them
+    sooner (a 30 s watch under a 60 s list interval is still walked every 30 s)."""
+    h = Harness(poll_mode="list", list_interval=list_interval)
+    h.airbyte.add_job(7, "running")
+    h.kube.create(NS, "w", {"jobId": 7, "pollInterval": "30s"})
+    await h.run_for(1)
+    before = h.airbyte.lists
+    await h.run_for(300)
+    assert h.airbyte.lists - before == walks
 
 
 async def test_in_list_mode_a_server_on_the_config_api_is_read_per_job_beside_a_listed_one() -> None:
@@ -261,8 +276,9 @@ async def test_in_list_mode_a_server_on_the_config_api_is_read_per_job_beside_a_
     await h.run_for(1)
     assert h.airbyte.requests == 2  # each watch's first read
     await h.run_for(300)
-    # Ten intervals: the legacy watch's own ten GETs, and ten walks for the public one's server.
-    assert h.airbyte.requests == 22 and h.airbyte.lists == 10 and len(h.watches.feeds) == 1
+    # Ten intervals: the legacy watch's own ten GETs, and a walk every list interval (5 s) for
+    # the public one's server.
+    assert h.airbyte.requests == 2 + 10 + 60 and h.airbyte.lists == 60 and len(h.watches.feeds) == 1
     h.airbyte.move(job, "failed", failure="boom")
     await h.run_for(31)
     assert status(h, "old")["phase"] == "Failed" and h.reasons("old") == ["JobRunning", "JobFailed"]
