@@ -91,6 +91,7 @@ class Known:
     reread_at: float  # monotonic time of its next safety re-read, spread at random
     interval: float  # the shortest pollInterval among its watches
     watchers: set[Hashable] = field(default_factory=set)
+    nudged_at: float = float("-inf")  # monotonic time its watches were last woken by `overdue`
 
 
 PageHook = Callable[[str, str, float], None]  # (host, "ok" or a problem kind, seconds): one page read
@@ -139,17 +140,38 @@ class Feed:
         if self.fallback is None and known is not None and now < known.reread_at:
             if self.problem is not None:
                 return self.problem, True  # the server is down for every watch: no herd of GETs
-            fresh = max(known.read_at, self.walked_at or float("-inf"))
-            # A walk under way brings this job's news if it moved; until it has read every page,
-            # the last walk's word still stands.
-            underway = now - self.walking_since if self.walking_since is not None else 0.0
-            if now - fresh <= known.interval + SLACK + underway:
+            if self._fresh(known, now):
                 return known.job, True
         times: list[float] = []
         answer = await self.client.get_job(job_id, server_time=times)
         if isinstance(answer, at.Job):
             self._remember(job_id, answer, watcher, interval, now, times[0] if times else None)
         return answer, False
+
+    def _fresh(self, known: Known, now: float) -> bool:
+        """The walks (or its own read) vouched for this job within its interval. A walk under
+        way brings its news if it moved; until it has read every page, the last walk's word
+        still stands, for one interval more at most: a walk that hangs (a frozen server) must
+        not keep its watches waiting on it."""
+        fresh = max(known.read_at, self.walked_at or float("-inf"))
+        underway = 0.0 if self.walking_since is None else min(now - self.walking_since, known.interval)
+        return now - fresh <= known.interval + SLACK + underway
+
+    def overdue(self) -> list[Hashable]:
+        """The watches whose job the walks have not vouched for within its interval (walks
+        failing or hanging, not yet a failing server), to be woken once per interval: a watch
+        served by the walks does not step on its own while its job runs."""
+        if self.problem is not None or self.fallback is not None or self.walked_at is None:
+            return []
+        now = self.monotonic()
+        if now - self.walked_at <= min(self._intervals, default=float("inf")) + SLACK:
+            return []  # the last walk is recent enough for every job: no scan
+        late: list[Hashable] = []
+        for known in self.jobs.values():
+            if not self._fresh(known, now) and now - known.nudged_at >= known.interval:
+                known.nudged_at = now
+                late.extend(known.watchers)
+        return late
 
     def unwatch(self, job_id: int, watcher: Hashable) -> None:
         known = self.jobs.get(job_id)
@@ -459,6 +481,9 @@ class Feeds:
             self.unwatch(watcher)
         self._watching[watcher] = (key, job_id)
         return await self.feed(key, client, host).read(job_id, watcher, interval)
+
+    def overdue(self) -> list[Hashable]:
+        return [w for feed in self._feeds.values() for w in feed.overdue()]
 
     def failed_at(self, key: str) -> float | None:
         """When the walks of these credentials last failed (monotonic), if they did."""

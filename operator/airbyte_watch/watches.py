@@ -188,7 +188,8 @@ class Watches:
             except KubeError as exc:
                 log.warning("Resync of the watches failed (%s); retrying in 30s", exc)
                 self._resync_at = self.monotonic() + 30.0
-        for key in await self.connections.refresh():  # a Secret in use now says something else
+        # A Secret in use now says something else; the walks have not vouched for a job in time.
+        for key in [*await self.connections.refresh(), *self.feeds.overdue()]:
             if key in self.table.known:
                 self.scheduler.schedule(key, 0.0)
         self.connections.prune()

@@ -243,7 +243,7 @@ async def test_a_flaky_list_is_retried_by_the_walk_and_its_watches_keep_their_pl
             assert feed.retry_delay() == 1.0  # the walk's own backoff, not the watches'
             clock.now += 1.0
             await feed.walk()
-        assert feed.problem is None and told.watchers in ([], ["w3"])
+        assert feed.problem is None and told.watchers == ([] if walk < 6 else ["w3"])  # the next walk
         for job_id in ids:
             answer, served = await feed.read(job_id, f"w{job_id}", INTERVAL)
             assert served and isinstance(answer, at.Job), answer

@@ -248,6 +248,7 @@ class MemoryJob:
     created: datetime.datetime  # Airbyte's clock
     failure: str | None = None
     updated: datetime.datetime | None = None  # Airbyte's clock; moves with every status change
+    rows: int | None = None  # rowsSynced as Airbyte reports it; None: not reported
 
     def __post_init__(self) -> None:
         self.updated = self.updated or self.created
@@ -270,14 +271,16 @@ class MemoryAirbyte:
     shuffle_ties: random.Random | None = None  # set: rows of equal sort key in a new order each list
     page_size: int = 100  # the rows a list answers at most (the walks' LIST_PAGE must agree)
     list_faults: list[at.Problem] = field(default_factory=list)  # the next list requests fail so
+    list_gate: asyncio.Event | None = None  # when set to an unset Event, list requests hang on it
+    job_reads: int = 0  # GET /jobs/{id} asked (answered or not)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(100))
 
     def now(self) -> datetime.datetime:
         return self.clock.now() + datetime.timedelta(seconds=self.skew)
 
     def add_job(self, job_id: int, status: str, connection_id: str = "c-1", job_type: str = "sync",
-                failure: str | None = None) -> MemoryJob:  # fmt: skip
-        job = MemoryJob(job_id, connection_id, job_type, status, self.now(), failure)
+                failure: str | None = None, rows: int | None = None) -> MemoryJob:  # fmt: skip
+        job = MemoryJob(job_id, connection_id, job_type, status, self.now(), failure, rows=rows)
         self.jobs[job_id] = job
         return job
 
@@ -297,12 +300,14 @@ class MemoryAirbyte:
 
     def _as_job(self, job: MemoryJob) -> at.Job:
         updated = int(job.updated.timestamp()) if job.updated else None  # whole seconds, as rendered
-        return at.Job(job.job_id, job.status, job.job_type, job.connection_id, failure=job.failure,
-                      updated=updated, created=int(job.created.timestamp()))  # fmt: skip
+        return at.Job(job.job_id, job.status, job.job_type, job.connection_id, rows_synced=job.rows,
+                      failure=job.failure, updated=updated, created=int(job.created.timestamp()))  # fmt: skip
 
     async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
         """GET /jobs?updatedAtStart&orderBy=updatedAt|ASC&limit=100&offset, as the server pages."""
         self.lists += 1
+        if self.list_gate is not None:
+            await self.list_gate.wait()
         if self.list_faults:
             self.requests += 1
             return self.list_faults.pop(0)
@@ -322,6 +327,8 @@ class MemoryAirbyte:
                                      ) -> at.Page | at.Problem:  # fmt: skip
         """GET /jobs?updatedAtStart&updatedAtEnd=+1s&createdAtStart&orderBy=createdAt|ASC."""
         self.lists += 1
+        if self.list_gate is not None:
+            await self.list_gate.wait()
         if self.list_faults:
             self.requests += 1
             return self.list_faults.pop(0)
@@ -347,6 +354,7 @@ class MemoryAirbyte:
         return sorted(jobs, key=key)
 
     async def get_job(self, job_id: int, server_time: list[float] | None = None) -> at.Job | at.Problem:
+        self.job_reads += 1
         try:
             await self._enter()
         except _Answer as a:

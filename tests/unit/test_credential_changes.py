@@ -4,6 +4,8 @@ with a fake clock, so the order of walk, refusal and Secret read is the same eve
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from airbyte_watch import airbyte_types as at
 
@@ -147,3 +149,34 @@ async def test_a_failing_token_endpoint_is_reported_as_such_and_heals(mode: str,
     h.airbyte.move(h.airbyte.jobs[7], "succeeded")
     await h.run_for(12 * INTERVAL)
     assert h.obj("w")["status"]["phase"] == "Succeeded", h.obj("w")["status"]
+
+
+@MODES
+async def test_a_rotated_out_credential_stays_redacted_from_what_airbyte_says(mode: str) -> None:
+    """An answer to a request made with the old credentials may still come after the rotation:
+    the old value is still cut out of it."""
+    h = await running_watch(mode)
+    h.kube.put_data("secrets", NS, "airbyte-default", login(clientSecret=NEW_SECRET))
+    await h.run_for(INTERVAL + 1)
+    assert h.pool.configs[-1].client_secret == NEW_SECRET
+    echo = at.Problem(at.SERVER_ERROR, f"500 proxy echo: client_secret={SECRET_VALUE}&{NEW_SECRET}", 500)
+    h.airbyte.faults.extend([echo] * 40)
+    h.airbyte.list_faults.extend([echo] * 40)
+    await h.run_for(6 * INTERVAL)
+    st = h.obj("w")["status"]
+    assert "proxy echo" in st["message"], st
+    written = repr(h.kube.objects) + repr(h.kube.events)
+    assert SECRET_VALUE not in written and NEW_SECRET not in written
+
+
+async def test_a_watch_the_walks_do_not_vouch_for_within_its_interval_reads_its_job_itself() -> None:
+    """The list request hangs (a frozen server): a watch whose news is older than its interval
+    does not wait on the walk; it reads its own job."""
+    h = await running_watch("list")
+    gets = h.airbyte.job_reads
+    h.airbyte.list_gate = asyncio.Event()
+    h.airbyte.move(h.airbyte.jobs[7], "succeeded")
+    await h.run_for(3 * INTERVAL + 3)
+    assert h.airbyte.job_reads == gets + 1, "no read of its own, or more than one"
+    assert h.obj("w")["status"]["phase"] == "Succeeded"
+    h.airbyte.list_gate.set()
