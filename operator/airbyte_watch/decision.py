@@ -179,6 +179,9 @@ def _decide_job(
         _record_job(new, answer)
         word = answer.status
         if word in _FINAL:
+            unmet = _unmet_expectation(spec, job_name, answer) if word == at.SUCCEEDED else None
+            if unmet is not None:
+                return finish(FAILED, *unmet)
             phase, reason, tail = _FINAL[word]
             return finish(phase, reason, _final_message(job_name, tail, answer))
         if word in _WAITING:
@@ -294,7 +297,8 @@ def _with_cancel_outcome(decision: Decision, job_id: int, outcome: str) -> Decis
 
 # Final reasons: the outcome of a watch. Each watch announces one, once.
 FINAL_REASONS = frozenset({n.JOB_SUCCEEDED, n.JOB_FAILED, n.JOB_CANCELLED, n.UNKNOWN_JOB_STATUS,
-                           n.JOB_NOT_FOUND, n.TIMED_OUT, n.CONNECTION_BUSY})  # fmt: skip
+                           n.JOB_NOT_FOUND, n.TIMED_OUT, n.CONNECTION_BUSY,
+                           n.TOO_FEW_ROWS, n.TOO_FEW_BYTES, n.ROWS_UNKNOWN})  # fmt: skip
 
 
 def as_announced(
@@ -344,6 +348,30 @@ def _final_message(job_name: str, tail: str, job: at.Job) -> str:
     if job.status != at.SUCCEEDED or (job.rows_synced is None and job.bytes_synced is None):
         return f"{job_name} {tail}"
     return f"{job_name} {tail}: {job.rows_synced or 0} rows, {job.bytes_synced or 0} bytes synced"
+
+
+def _unmet_expectation(spec: WatchSpec, job_name: str, job: at.Job) -> tuple[str, str] | None:
+    """spec.expect against a success: the (reason, message) of the bound it misses, or None.
+
+    A bound of 0 asks nothing. A count known to fall short wins over a count Airbyte did not
+    report, and rows come before bytes: TooFewRows, then TooFewBytes, then RowsUnknown."""
+    asked = [
+        (reason, what, key, minimum, count)
+        for reason, what, key, minimum, count in (
+            (n.TOO_FEW_ROWS, "rows", "minRowsSynced", spec.min_rows_synced, job.rows_synced),
+            (n.TOO_FEW_BYTES, "bytes", "minBytesSynced", spec.min_bytes_synced, job.bytes_synced),
+        )
+        if minimum
+    ]
+    for reason, what, key, minimum, count in asked:
+        if count is not None and count < minimum:
+            return reason, f"{job_name} succeeded with {count} {what} synced; spec.expect.{key} is {minimum}"
+    unknown = [(what, key, minimum) for _, what, key, minimum, count in asked if count is None]
+    if not unknown:
+        return None
+    whats = " or ".join(what for what, _, _ in unknown)
+    bounds = ", ".join(f"spec.expect.{key} is {minimum}" for _, key, minimum in unknown)
+    return n.ROWS_UNKNOWN, f"{job_name} succeeded, but Airbyte did not report the {whats} synced; {bounds}"
 
 
 def _timed_out(

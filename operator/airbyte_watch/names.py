@@ -42,6 +42,10 @@ UNKNOWN_JOB_STATUS = "UnknownJobStatus"
 JOB_NOT_FOUND = "JobNotFound"
 TIMED_OUT = "TimedOut"
 CONNECTION_BUSY = "ConnectionBusy"
+# spec.expect: the job succeeded, but not as the watch expects (phase Failed)
+TOO_FEW_ROWS = "TooFewRows"  # below spec.expect.minRowsSynced
+TOO_FEW_BYTES = "TooFewBytes"  # below spec.expect.minBytesSynced
+ROWS_UNKNOWN = "RowsUnknown"  # Airbyte did not report a count that spec.expect bounds
 
 # --- Stalled but re-checked until the deadline: fixable by the user --------------------------
 SECRET_NOT_FOUND = "SecretNotFound"

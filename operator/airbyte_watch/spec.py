@@ -42,6 +42,9 @@ class WatchSpec:
     connection_id: str | None = None  # trigger mode: start a job on this connection, then watch it
     job_type: str = "sync"
     if_running: str = "Adopt"  # when a sync runs already: Adopt, Wait or Fail
+    # spec.expect: a success below a bound (or without the count) ends the watch Failed.
+    min_rows_synced: int | None = None
+    min_bytes_synced: int | None = None
 
 
 def parse_job_id(value: Any, field: str = "jobId") -> int:
@@ -79,6 +82,11 @@ def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec
     on_unknown = spec.get("onUnknownStatus", "Fail")
     if on_unknown not in ("Fail", "Wait"):
         raise InvalidSpec("onUnknownStatus", f"{on_unknown!r} is not Fail or Wait")
+    expect = spec.get("expect")
+    if expect is None:
+        expect = {}
+    elif not isinstance(expect, Mapping):
+        raise InvalidSpec("expect", f"{expect!r} is not an object")
     server = (spec.get("serverRef") or {}).get("name") or default_server_secret
     if "/" in server:
         raise InvalidSpec("serverRef.name", "must name a Secret in the watch's own namespace")
@@ -96,7 +104,21 @@ def parse_spec(spec: Mapping[str, Any], default_server_secret: str) -> WatchSpec
         connection_id=str(spec["connectionId"]) if "connectionId" in spec else None,
         job_type=str(spec.get("jobType", "sync")),
         if_running=str(spec.get("ifRunning", "Adopt")),
+        min_rows_synced=_count_bound(expect, "minRowsSynced"),
+        min_bytes_synced=_count_bound(expect, "minBytesSynced"),
     )
+
+
+def _count_bound(expect: Mapping[str, Any], key: str) -> int | None:
+    """spec.expect.<key>: a non-negative int64, or None when not set."""
+    value = expect.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSpec(f"expect.{key}", f"{value!r} is not a count (a non-negative integer)")
+    if not 0 <= value <= INT64_MAX:
+        raise InvalidSpec(f"expect.{key}", f"{value!r} is not a count (a non-negative 64-bit integer)")
+    return value
 
 
 def _job_id_source(raw: Any) -> JobIdSource | None:

@@ -8,7 +8,15 @@ import datetime
 import pytest
 from airbyte_watch import airbyte_types as at
 from airbyte_watch import conditions as c
-from airbyte_watch.decision import Decision, backoff_delay, decide, restamp, wants_cancel
+from airbyte_watch.decision import (
+    FINAL_REASONS,
+    Decision,
+    as_announced,
+    backoff_delay,
+    decide,
+    restamp,
+    wants_cancel,
+)
 from airbyte_watch.spec import InvalidSpec, WatchSpec
 from airbyte_watch.text import MESSAGE_LIMIT
 
@@ -446,3 +454,137 @@ def test_a_failure_reason_from_airbyte_is_in_the_message_and_event() -> None:
     assert d.status["attempts"] == 3
     assert d.status["message"] == "Airbyte job 7 failed after 3 attempts: source config_error: bad password"
     assert d.events[0].message == d.status["message"]
+
+
+# --- spec.expect -------------------------------------------------------------------------------
+
+
+def expecting(rows: int | None = None, bytes_: int | None = None) -> WatchSpec:
+    return dataclasses.replace(SPEC, min_rows_synced=rows, min_bytes_synced=bytes_)
+
+
+def ends_failed(d: Decision, reason: str) -> None:
+    """Final, Failed, Stalled with `reason`, one Warning Event carrying the status message."""
+    assert d.status["phase"] == "Failed" and d.status["jobStatus"] == "succeeded"
+    assert cond(d, "Ready")["status"] == "False" and cond(d, "Ready")["reason"] == reason
+    assert cond(d, "Stalled")["status"] == "True" and cond(d, "Stalled")["reason"] == reason
+    assert "Reconciling" not in types(d)
+    assert d.next_poll_in is None and "completedAt" in d.status
+    assert reasons(d) == [("Warning", reason)]
+    assert d.events[0].message == d.status["message"] == cond(d, "Ready")["message"]
+
+
+@pytest.mark.parametrize(
+    ("minimum", "rows", "reason"),
+    [(1, 0, "TooFewRows"), (100, 99, "TooFewRows"), (100, 100, "JobSucceeded"), (100, 101, "JobSucceeded")],
+)
+def test_min_rows_synced_below_fails_equal_or_above_succeeds(minimum: int, rows: int, reason: str) -> None:
+    running = decide(expecting(rows=minimum), FRESH, 0, job("running"), T0, 1)
+    d = decide(expecting(rows=minimum), running.status, 0, job("succeeded", rows_synced=rows, bytes_synced=5),
+               at_(30), 1)  # fmt: skip
+    assert cond(d, "Ready")["reason"] == reason
+    assert d.status["rowsSynced"] == rows
+    if reason == "JobSucceeded":
+        assert d.status["phase"] == "Succeeded" and reasons(d) == [("Normal", "JobSucceeded")]
+    else:
+        ends_failed(d, reason)
+        assert d.status["message"] == (
+            f"Airbyte job 7 succeeded with {rows} rows synced; spec.expect.minRowsSynced is {minimum}"
+        )
+
+
+@pytest.mark.parametrize(
+    ("minimum", "count", "reason"),
+    [(1024, 1023, "TooFewBytes"), (1024, 1024, "JobSucceeded"), (1024, 4096, "JobSucceeded")],
+)
+def test_min_bytes_synced_below_fails_equal_or_above_succeeds(minimum: int, count: int, reason: str) -> None:
+    succeeded = job("succeeded", rows_synced=3, bytes_synced=count)
+    d = decide(expecting(bytes_=minimum), FRESH, 0, succeeded, T0, 1)
+    assert cond(d, "Ready")["reason"] == reason
+    if reason == "JobSucceeded":
+        assert d.status["phase"] == "Succeeded"
+    else:
+        ends_failed(d, reason)
+        assert d.status["message"] == (
+            f"Airbyte job 7 succeeded with {count} bytes synced; spec.expect.minBytesSynced is {minimum}"
+        )
+
+
+BOTH_UNKNOWN = "rows or bytes synced; spec.expect.minRowsSynced is 1, spec.expect.minBytesSynced is 10"
+
+
+@pytest.mark.parametrize(
+    ("spec", "rows", "bytes_", "what"),
+    [
+        (expecting(rows=1), None, 500, "rows synced; spec.expect.minRowsSynced is 1"),
+        (expecting(bytes_=10), 5, None, "bytes synced; spec.expect.minBytesSynced is 10"),
+        (expecting(1, 10), None, None, BOTH_UNKNOWN),
+    ],
+)
+def test_a_count_airbyte_does_not_report_fails_rows_unknown(
+    spec: WatchSpec, rows: int | None, bytes_: int | None, what: str
+) -> None:
+    d = decide(spec, FRESH, 0, job("succeeded", rows_synced=rows, bytes_synced=bytes_), T0, 1)
+    ends_failed(d, "RowsUnknown")
+    assert d.status["message"] == f"Airbyte job 7 succeeded, but Airbyte did not report the {what}"
+
+
+def test_a_count_not_asked_for_may_be_unknown() -> None:
+    d = decide(expecting(rows=1), FRESH, 0, job("succeeded", rows_synced=1), T0, 1)
+    assert d.status["phase"] == "Succeeded" and reasons(d) == [("Normal", "JobSucceeded")]
+
+
+@pytest.mark.parametrize(
+    ("rows", "bytes_", "reason"),
+    [
+        (0, 0, "TooFewRows"),  # both short: rows first
+        (5, 0, "TooFewBytes"),
+        (None, 0, "TooFewBytes"),  # a count known short wins over one not reported
+        (0, None, "TooFewRows"),
+        (None, 50, "RowsUnknown"),
+        (5, 50, "JobSucceeded"),
+    ],
+)
+def test_both_bounds_precedence(rows: int | None, bytes_: int | None, reason: str) -> None:
+    d = decide(expecting(1, 10), FRESH, 0, job("succeeded", rows_synced=rows, bytes_synced=bytes_), T0, 1)
+    assert cond(d, "Ready")["reason"] == reason
+    assert [e.reason for e in d.events] == [reason]
+
+
+def test_a_bound_of_zero_asks_nothing() -> None:
+    for rows in (None, 0):
+        d = decide(expecting(0, 0), FRESH, 0, job("succeeded", rows_synced=rows), T0, 1)
+        assert d.status["phase"] == "Succeeded" and reasons(d) == [("Normal", "JobSucceeded")]
+
+
+@pytest.mark.parametrize(("word", "reason"), [("failed", "JobFailed"), ("cancelled", "JobCancelled")])
+def test_a_job_that_did_not_succeed_keeps_its_reason_under_a_bound(word: str, reason: str) -> None:
+    d = decide(expecting(1, 10), FRESH, 0, job(word, rows_synced=0, bytes_synced=0), T0, 1)
+    assert cond(d, "Stalled")["reason"] == reason
+    assert reasons(d) == [("Warning", reason)]
+
+
+def test_without_expect_an_empty_success_is_a_success() -> None:
+    for rows in (None, 0):
+        d = decide(SPEC, FRESH, 0, job("succeeded", rows_synced=rows, bytes_synced=rows), T0, 1)
+        assert d.status["phase"] == "Succeeded" and reasons(d) == [("Normal", "JobSucceeded")]
+
+
+def test_waiting_jobs_are_not_judged_by_their_counts_yet() -> None:
+    d = decide(expecting(1, 10), FRESH, 0, job("running", rows_synced=0, bytes_synced=0), T0, 1)
+    assert d.status["phase"] == "Running" and d.next_poll_in == 30.0
+
+
+def test_a_final_watch_is_not_judged_again_after_an_expect_edit() -> None:
+    done = decide(SPEC, FRESH, 0, job("succeeded", rows_synced=0), T0, 1)
+    again = decide(expecting(rows=1), done.status, 0, None, at_(30), 2)
+    assert again.status["phase"] == "Succeeded" and again.events == ()
+
+
+@pytest.mark.parametrize("reason", ["TooFewRows", "TooFewBytes", "RowsUnknown"])
+def test_expect_outcomes_are_final_reasons_announced_as_failed(reason: str) -> None:
+    assert reason in FINAL_REASONS
+    running = decide(SPEC, FRESH, 0, job("running"), T0, 1).status
+    kept = as_announced(running, reason, "Airbyte job 7 succeeded with 0 rows synced", 1, at_(30))
+    assert kept["phase"] == "Failed"
+    assert c.find(kept["conditions"], "Stalled")["reason"] == reason

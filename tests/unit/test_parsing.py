@@ -83,12 +83,33 @@ def test_spec_defaults_match_the_crd() -> None:
         ({"jobId": 1, "backoff": {"maxDelay": "soon"}}, "maxDelay"),
         ({"jobId": 1, "onUnknownStatus": "Ignore"}, "onUnknownStatus"),
         ({"jobId": 1, "serverRef": {"name": "other-ns/secret"}}, "serverRef.name"),
+        ({"jobId": 1, "expect": 1}, "expect"),
+        ({"jobId": 1, "expect": {"minRowsSynced": -1}}, "expect.minRowsSynced"),
+        ({"jobId": 1, "expect": {"minRowsSynced": "1"}}, "expect.minRowsSynced"),
+        ({"jobId": 1, "expect": {"minRowsSynced": 1.5}}, "expect.minRowsSynced"),
+        ({"jobId": 1, "expect": {"minRowsSynced": True}}, "expect.minRowsSynced"),
+        ({"jobId": 1, "expect": {"minBytesSynced": 2**63}}, "expect.minBytesSynced"),
+        ({"jobId": 1, "expect": {"minRowsSynced": 1, "minBytesSynced": "many"}}, "expect.minBytesSynced"),
     ],
 )
 def test_bad_specs_name_their_field(spec: dict, field: str) -> None:
     with pytest.raises(InvalidSpec) as caught:
         parse_spec(spec, "airbyte-default")
     assert caught.value.field == field
+
+
+def test_expect_bounds() -> None:
+    spec = parse_spec({"jobId": 1, "expect": {"minRowsSynced": 1, "minBytesSynced": 2**63 - 1}}, "s")
+    assert (spec.min_rows_synced, spec.min_bytes_synced) == (1, 2**63 - 1)
+    assert parse_spec({"jobId": 1, "expect": {"minBytesSynced": 0}}, "s").min_bytes_synced == 0
+    for unset in ({"jobId": 1}, {"jobId": 1, "expect": {}}, {"jobId": 1, "expect": None}):
+        spec = parse_spec(unset, "s")
+        assert (spec.min_rows_synced, spec.min_bytes_synced) == (None, None)
+
+
+def test_a_bad_expect_bound_names_the_field_in_the_message() -> None:
+    with pytest.raises(InvalidSpec, match=r"^spec\.expect\.minRowsSynced: -1 is not a count"):
+        parse_spec({"jobId": 1, "expect": {"minRowsSynced": -1}}, "s")
 
 
 def test_server_config_kinds() -> None:
