@@ -32,6 +32,8 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "unknown-status": ("Failed", "failed", "Degraded"),
     "not-found": ("Failed", "failed", "Degraded"),
     "timed-out": ("Failed", "failed", "Degraded"),
+    "too-few-rows": ("Failed", "failed", "Degraded"),  # spec.expect: succeeded, but empty
+    "rows-unknown": ("Failed", "failed", "Degraded"),
     # Fixable by the user, so not final: Argo keeps waiting; kstatus and Argo CD say it is stuck.
     "secret-not-found": ("Failed", "waiting", "Degraded"),
     "invalid-secret": ("Failed", "waiting", "Degraded"),

@@ -7,6 +7,7 @@ operator writes is checked against what each tool concludes from it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 from typing import Any
 
@@ -84,6 +85,13 @@ STATES: dict[str, tuple[dict[str, Any], str]] = {
         "stalled",
     ),
 }
+
+# spec.expect: a success below the bound, and one without the count
+_expect_spec = parse_spec({**SPEC, "expect": {"minRowsSynced": 1}}, "airbyte-default")
+for _name, _rows in (("too-few-rows", 0), ("rows-unknown", None)):
+    _done = decide(_expect_spec, {"observedGeneration": -1}, 0,
+                   dataclasses.replace(_job("succeeded"), rows_synced=_rows), T0, 1)  # fmt: skip
+    STATES[_name] = (_object(_done.status), "failed")
 
 # onUnknownStatus: Wait
 _wait_spec = parse_spec({**SPEC, "onUnknownStatus": "Wait"}, "airbyte-default")
