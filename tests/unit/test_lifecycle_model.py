@@ -1,7 +1,8 @@
 """The whole watch lifecycle as a state machine: Hypothesis interleaves creates, edits, label
 edits, deletes, delete-and-recreate, crashes and restarts, Airbyte's answers and faults, long
 messages, API server failures, a lagging or broken watch stream, clock steps, Secret edits,
-credentials revoked at Airbyte and a failing token endpoint, and checks the operator's promises
+credentials revoked at Airbyte and a failing token endpoint, spec.expect over successes with
+rows, without and with no count (and edited while the job ends), and checks the operator's promises
 after every step; once idle, every watch of a final job whose Secret works must be final.
 
 Runs on in-memory Kubernetes and Airbyte with a fake clock (tests/support/memory.py): every
@@ -57,6 +58,9 @@ TOKEN_FAULTS = [
     at.Problem(at.AUTH_FAILED, "Airbyte rejected the credentials: token endpoint answered 401"),
 ]
 FINAL_JOB = ("succeeded", "failed", "cancelled")
+# rowsSynced of each job, once it runs: some successes are empty, some do not say (as the
+# jobs a watch triggers); under spec.expect.minRowsSynced 1 they end TooFewRows, RowsUnknown.
+ROWS = {1: 5, 2: 0, 3: None}
 
 
 class Logs(logging.Handler):
@@ -84,7 +88,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.h = Harness(delete_cancel_timeout=20.0, poll_mode=self.poll_mode)
         for job in JOBS:
-            self.h.airbyte.add_job(job, "running", connection_id=f"c-{job}")
+            self.h.airbyte.add_job(job, "running", connection_id=f"c-{job}", rows=ROWS[job])
         self.h.kube.put_data("configmaps", NS, "ids", {"jobId": "2"})
         self.logs = Logs()
         logger = logging.getLogger("airbyte_watch")
@@ -109,13 +113,16 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(NAMES), job=st.sampled_from(JOBS), source=st.sampled_from(SOURCES),
           interval=st.sampled_from(["1s", "30s"]), timeout=st.sampled_from(["45s", "10m"]),
-          cancel_on_delete=st.booleans(), cancel_on_timeout=st.booleans())  # fmt: skip
+          cancel_on_delete=st.booleans(), cancel_on_timeout=st.booleans(),
+          min_rows=st.sampled_from([None, 0, 1]))  # fmt: skip
     def create(self, name: str, job: int, source: str, interval: str, timeout: str,
-               cancel_on_delete: bool, cancel_on_timeout: bool) -> None:  # fmt: skip
+               cancel_on_delete: bool, cancel_on_timeout: bool, min_rows: int | None) -> None:  # fmt: skip
         if (NS, name) in self.h.kube.objects:
             return
         spec: dict[str, Any] = {"pollInterval": interval, "timeout": timeout}
         spec.update(cancelOnDelete=cancel_on_delete, cancelOnTimeout=cancel_on_timeout)
+        if min_rows is not None:
+            spec["expect"] = {"minRowsSynced": min_rows}
         if source == "id":
             spec["jobId"] = job
         elif source == "cm":
@@ -129,6 +136,13 @@ class Lifecycle(RuleBasedStateMachine):
     def edit(self, name: str, interval: str) -> None:
         if (NS, name) in self.h.kube.objects:
             self.h.kube.edit_spec(NS, name, pollInterval=interval)
+            self.run(self.h.settle())
+
+    @rule(name=st.sampled_from(NAMES), min_rows=st.sampled_from([0, 1]))
+    def edit_expect(self, name: str, min_rows: int) -> None:
+        """spec.expect edited while the job may be ending: one outcome still, announced once."""
+        if (NS, name) in self.h.kube.objects:
+            self.h.kube.edit_spec(NS, name, expect={"minRowsSynced": min_rows})
             self.run(self.h.settle())
 
     @rule(name=st.sampled_from(NAMES), value=st.sampled_from(["x", "y"]))
@@ -174,6 +188,15 @@ class Lifecycle(RuleBasedStateMachine):
         if found is not None and found.status not in ("succeeded", "failed", "cancelled"):
             failure = ("z" * 50_000 + ECHOED) if long and status == "failed" else None
             self.h.airbyte.move(found, status, failure)
+
+    @rule(job=st.sampled_from(JOBS))
+    def job_succeeds(self, job: int) -> None:
+        """A watched job succeeds with its ROWS, and a poll interval passes: what spec.expect
+        judges (airbyte_moves alone rarely ends a watched job before its watch times out)."""
+        found = self.h.airbyte.jobs[job]
+        if found.status not in FINAL_JOB:
+            self.h.airbyte.move(found, "succeeded")
+        self.run(self.h.run_for(31))
 
     @rule(fault=st.sampled_from(FAULTS), count=st.integers(1, 3))
     def airbyte_fault(self, fault: Any, count: int) -> None:
