@@ -6,9 +6,10 @@ Airbyte's public API lists jobs by `updatedAt` (`updatedAtStart`, `orderBy=updat
 JobsController.listJobs and the job persistence behind it; tests/support/AIRBYTE.md). So:
 
 - The **watermark** is Airbyte's own clock, never ours: the `Date` of its answer to a walk's
-  first page (or the newest `updatedAt` read, if later). The next walk starts `OVERLAP` seconds
-  before it, since timestamps are whole seconds and a row may commit a little after the time
-  it carries.
+  first page (the newest `updatedAt` read, if it sent none). A `Date` before the watermark
+  means that clock went back: the next walk reads again from the last walk's start by it.
+  Each walk starts `OVERLAP` seconds before the watermark, since timestamps are whole seconds
+  and a row may commit a little after the time it carries.
 - A walk pages by **keyset**: the next page starts at the last row's `updatedAt` (rows read
   twice are harmless), so a job that changes while the walk runs moves ahead of the cursor and
   is read in the same walk; offset paging would shift unread rows past it instead.
@@ -119,6 +120,7 @@ class Feed:
         self.jobs: dict[int, Known] = {}
         self._intervals: Counter[float] = Counter()  # Known.interval -> how many jobs have it
         self.watermark: float | None = None  # Airbyte's clock
+        self._watermark_at = 0.0  # monotonic time the watermark was last read off Airbyte's clock
         self.walked_at: float | None = None  # monotonic start of the last complete walk
         self.walking_since: float | None = None  # monotonic start of the walk under way
         self.problem: at.Problem | None = None  # why the server counts as failing (told to watches)
@@ -202,6 +204,7 @@ class Feed:
             # there would read every job changed since).
             if self.watermark is None:
                 self.watermark = server_time if server_time is not None else updated
+                self._watermark_at = now
             return
         if job != known.job and self.walked_at is not None and known.read_at <= self.walked_at:
             # The walks vouched for this job and missed its change: Airbyte's clock went back,
@@ -333,7 +336,21 @@ class Feed:
         # Airbyte's clock when it answered the first page: every later change carries a later
         # time, so the next walk needs nothing older. Without it, a watermark made of updatedAt
         # alone stands still while jobs run, and each walk would read every running job again.
-        self.watermark = max(newest, server_time) if server_time is not None else newest
+        if server_time is not None and server_time < self.watermark - OVERLAP:
+            # Airbyte's clock answered before the watermark: it went back, and what changed since
+            # the watermark was read carries times this walk did not reach. Read again from
+            # then, by Airbyte's clock now.
+            since = self.monotonic() - self._watermark_at
+            log.warning("Airbyte %s: its clock went back %.0f s; reading the jobs again from before",
+                        self.host, self.watermark - server_time)  # fmt: skip
+            self.watermark = server_time - since  # Airbyte's time at _watermark_at, by its clock now
+            self._wake.set()
+        else:
+            # Not the newest updatedAt read when Airbyte tells its clock: rows stamped before its
+            # clock went back (or by a pod whose clock runs ahead) would hold the watermark in
+            # the future, and the changes after it would be missed.
+            self.watermark = server_time if server_time is not None else newest
+            self._watermark_at = started
         self.walked_at = started
         if recovered:
             self.notify([w for k in self.jobs.values() for w in k.watchers])

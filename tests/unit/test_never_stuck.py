@@ -297,3 +297,17 @@ async def test_in_list_mode_a_cancel_at_the_deadline_reads_the_job_first() -> No
     await h.run_for(20)  # the deadline's step comes before the next walk
     assert second.status == "running" and h.airbyte.cancels == []
     assert status(h)["phase"] == "Succeeded"
+
+
+async def test_in_list_mode_a_job_ending_after_airbytes_clock_went_back_is_seen_by_the_next_walks() -> None:
+    """Airbyte's clock steps back an hour; a job ends right after. Its row carries a time before
+    the watermark: the walk that hears Airbyte's earlier `Date` reads again from before, and the
+    watch learns it within a few list intervals, not at its safety re-read 100 intervals on."""
+    h = Harness(poll_mode="list")
+    job = h.airbyte.add_job(7, "running")
+    h.kube.create(NS, "w", {"jobId": 7, "pollInterval": "30s", "timeout": "2h"})
+    await h.run_for(12)
+    h.airbyte.skew -= 3600
+    h.airbyte.move(job, "succeeded")
+    await h.run_for(12)
+    assert status(h)["phase"] == "Succeeded"
