@@ -13,12 +13,15 @@ JobsController.listJobs and the job persistence behind it; tests/support/AIRBYTE
 - A walk pages by **keyset**: the next page starts at the last row's `updatedAt` (rows read
   twice are harmless), so a job that changes while the walk runs moves ahead of the cursor and
   is read in the same walk; offset paging would shift unread rows past it instead.
-- A whole page of one second cannot advance by keyset: its rows share their `updatedAt` (a
-  batch of jobs ending together), and a database promises no order among equal sort keys, so
-  offsets within them may skip or repeat rows. That second is read on its own, ordered by
-  creation time (`updatedAtStart`/`updatedAtEnd` one second apart, `orderBy=createdAt|ASC`,
-  keyset on the creation second): about one request per 100 of its rows, as many as offset
-  paging would take.
+- A whole page of one second cannot advance by keyset: the walk goes on within that second
+  by offset, in the server's order of full (microsecond) timestamps. Rows equal in their stored
+  `updatedAt` (a batch ending in one transaction) come in no promised order, so offsets over
+  them may skip one row and repeat another; since the pages add up to the rows there are, a
+  repeated id shows it, and then that second is read on its own, ordered by creation time
+  (`updatedAtStart`/`updatedAtEnd` one second apart, `orderBy=createdAt|ASC`, keyset on the
+  creation second). Rows equal in both times are read one by one (the watched jobs created in
+  that second). Without ties this costs what offset paging cost; with them, about one
+  request more per 100 tied rows.
 - A watch's own `GET /jobs/{id}` is left for what a list cannot serve: a job seen for the first
   time; a job the walks have not vouched for within its interval (a walk failed, or the cadence
   is slower); a safety re-read of each job every 100 to 200 of its intervals, spread at
@@ -306,6 +309,7 @@ class Feed:
         start, offset, newest = self.watermark - OVERLAP, 0, self.watermark
         server_time: float | None = None
         pages = 0
+        tied: set[int] | None = None  # ids read so far at offsets within the second `start`
         while pages < MAX_PAGES:
             pages += 1
             answer = await self._page(functools.partial(self.client.jobs_updated_since, start, offset))
@@ -314,20 +318,34 @@ class Feed:
             if server_time is None:
                 server_time = answer.server_time
             newest = max(newest, self._take(answer.jobs))
-            if len(answer.jobs) < LIST_PAGE:
+            rows = answer.jobs
+            if offset and tied is not None:
+                # On by offset within one second, in the server's order of full timestamps.
+                # Rows equal in their stored `updatedAt` (a batch ending in one transaction)
+                # come in no promised order, so offsets over them may skip a row and repeat
+                # another: a repeated id shows it (the pages add up to the rows there are), and
+                # then that second is read by creation time instead.
+                here = [job.job_id for job in rows if job.updated == start]
+                if tied & set(here) or len(set(here)) < len(here):
+                    read = await self._second(start, MAX_PAGES - pages)
+                    if read is None:
+                        return
+                    pages += read
+                    start, offset, tied = start + 1, 0, None
+                    continue
+                tied.update(here)
+            if len(rows) < LIST_PAGE:
                 break
-            first, last = answer.jobs[0].updated, answer.jobs[-1].updated
+            first, last = rows[0].updated, rows[-1].updated
             if last is not None and first == last:
-                # A whole page of one second: its rows share their `updatedAt` (a batch ending
-                # together), and rows with equal sort keys come in no promised order, so offsets
-                # within them may skip or repeat rows. Read that second by creation time instead.
-                read = await self._second(last, MAX_PAGES - pages)
-                if read is None:
-                    return
-                pages += read
-                start, offset = last + 1, 0
+                # A whole page of one second cannot go on by keyset.
+                if start != last:
+                    start, offset, tied = last, 0, None  # from that second's first row
+                else:
+                    offset += LIST_PAGE
+                    tied = (tied or set()) | {job.job_id for job in rows}
             elif last is not None and last > start:
-                start, offset = last, 0  # keyset: on from the last row's time
+                start, offset, tied = last, 0, None  # keyset: on from the last row's time
             else:
                 offset += LIST_PAGE  # rows that do not say when they changed: on by offset
         self._last_pages = pages
@@ -428,9 +446,9 @@ class Feed:
         many, or None when one failed (then the walk failed: it does not vouch for them)."""
         ids = [job_id for job_id, k in self.jobs.items()
                if k.job.created is None or created is None or int(k.job.created) == int(created)]  # fmt: skip
-        log.info("Airbyte %s: more than %d jobs share their update and creation second; reading %d "
-                 "watched ones each", self.host, LIST_PAGE, len(ids[:budget]))  # fmt: skip
-        for job_id in ids[:budget]:
+        log.info("Airbyte %s: more than %d jobs share their update and creation times; reading %d "
+                 "watched ones each", self.host, LIST_PAGE, len(ids))  # fmt: skip
+        for job_id in ids:  # all of them, past the page budget too: none may be missed
             answer = await self.client.get_job(job_id)
             if isinstance(answer, at.Problem) and answer.kind != at.NOT_FOUND:
                 self._failed(answer)
@@ -441,7 +459,7 @@ class Feed:
                 if answer != known.job:
                     known.job = answer
                     self.notify(list(known.watchers))
-        return len(ids[:budget])
+        return len(ids)
 
     def _failed(self, problem: at.Problem) -> None:
         if problem.status_code == 403:
