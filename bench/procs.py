@@ -53,6 +53,7 @@ class FakeProcess:
                 "--jobs-file",
                 str(jobs_file),
                 "--count-only",
+                "--stable-ties",  # the floor pages by plain offset; the operator copes either way
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

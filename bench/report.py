@@ -19,6 +19,8 @@ TARGET_RSS_MIB = 512
 TARGET_CPU_RATIO = 1.5
 TARGET_COLD_RATIO = 1.2
 TARGET_SAFETY_SHARE = 0.01  # safety re-reads per interval, as a share of the watches
+TARGET_WAIT_P99_S = 7.0  # issue #23: detection p99 in list mode, with 30 s watches
+TARGET_WAIT_RPS = 0.25  # issue #23: Airbyte requests per second and server while all jobs run
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 1) -> str:
@@ -168,6 +170,26 @@ def targets(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+def targets_of_waiting(document: dict[str, Any]) -> list[str]:
+    """Which of issue #23's targets hold, per list-mode column: the walks' cadence apart from
+    pollInterval must bring detection within seconds for little load on the server."""
+    lines = []
+    for entry, mode, m in columns(document):
+        if mode != "list":
+            continue
+        op = m["operator"]
+        p99, rps = op["detection_p99_s"], op["steady"]["requests_per_second"]
+        checks = [
+            (f"detection p99 {p99} s ≤ {TARGET_WAIT_P99_S:g} s",
+             p99 is not None and p99 <= TARGET_WAIT_P99_S),
+            (f"Airbyte requests/s while all jobs run {rps:.2f} ≤ {TARGET_WAIT_RPS}",
+             rps is not None and rps <= TARGET_WAIT_RPS),
+        ]  # fmt: skip
+        verdicts = "; ".join(f"{text}: {'met' if ok else 'not met'}" for text, ok in checks)
+        lines.append(f"- N = {entry['n']:,}, `--poll-mode {mode}`: {verdicts}")
+    return lines
+
+
 def marginal_rss(document: dict[str, Any]) -> list[str]:
     """RSS per added watch between consecutive N of one mode: the per-watch cost without the base."""
     lines = []
@@ -222,6 +244,9 @@ def render(document: dict[str, Any], results_path: str) -> str:
     if marginal := marginal_rss(document):
         out += ["", "Peak RSS per watch added (the base process left out):", "", *marginal]
     out += ["", f"Targets of issue #12 (one replica, {interval:g} s interval):", "", *targets(document), ""]
+    waiting = targets_of_waiting(document)
+    if waiting:
+        out += [f"Targets of issue #23 (list mode, {interval:g} s watches):", "", *waiting, ""]
     problems = [
         f"- N = {e['n']:,}, `--poll-mode {mode}` failed: {text.splitlines()[0]}"
         for e in document["results"]

@@ -190,6 +190,7 @@ class FakeAirbyte:
         self.violations: list[str] = []
         self.lock = threading.Lock()
         self.keep_requests = True  # False: count requests only (a long benchmark would fill memory)
+        self.shuffle_ties = True  # rows equal in the sort field: a new order on each request
         self.counts = RequestCounts()
 
     # --- scripting from tests ---------------------------------------------------------------
@@ -513,7 +514,7 @@ class FakeAirbyte:
             offset=offset,
         )
         with self.lock:
-            page, _ = query.run(self.jobs.values())
+            page, _ = query.run(self.jobs.values(), self.shuffle_ties)
             data = [job.as_response(status) for job, status in page]
         # The links keep only jobType and connectionId of the query (the other filters are lost),
         # then limit and offset; "" where there is no page.
@@ -672,7 +673,7 @@ class FakeAirbyte:
             offset=paging.get("rowOffset") or 0,
         )
         with self.lock:
-            page, total = query.run(self.jobs.values())
+            page, total = query.run(self.jobs.values(), self.shuffle_ties)
             items = [{"job": job.as_config_response(status)["job"], "attempts": []} for job, status in page]
         return json_answer({"jobs": items, "totalJobCount": total})
 
@@ -804,9 +805,16 @@ def main() -> None:
         action="store_true",
         help="count requests by kind without keeping each one (long benchmark runs)",
     )
+    parser.add_argument(
+        "--stable-ties",
+        action="store_true",
+        help="rows equal in the sort field in one order (by id) on every request, as a database may "
+        "also give them: the benchmark's floor pages by plain offset (default: a new order each time)",
+    )
     args = parser.parse_args()
     fake = FakeAirbyte(args.prefix, client_id=args.client_id, client_secret=args.client_secret)
     fake.keep_requests = not args.count_only
+    fake.shuffle_ties = not args.stable_ties
     if args.jobs_file:
         with open(args.jobs_file) as f:
             for job in json.load(f):

@@ -193,7 +193,9 @@ class JobQuery:
     limit: int = 20
     offset: int = 0
 
-    def run(self, jobs: Iterable[FakeJob]) -> tuple[list[tuple[FakeJob, str]], int]:
+    def run(
+        self, jobs: Iterable[FakeJob], shuffle_ties: bool = True
+    ) -> tuple[list[tuple[FakeJob, str]], int]:
         """One page of (job, status now) and the count of all matches."""
         found = []
         for job in jobs:
@@ -212,7 +214,10 @@ class JobQuery:
         field_of = (lambda j: j.created) if self.order_field == "createdAt" else (lambda j: j.updated)
         # Sorted by the one field asked for; rows equal in it come in whatever order the
         # database finds them, a new one on each request (PostgreSQL promises none).
-        random.shuffle(found)
+        if shuffle_ties:
+            random.shuffle(found)
+        else:
+            found.sort(key=lambda pair: pair[0].job_id)
         found.sort(key=lambda pair: field_of(pair[0]), reverse=self.descending)
         # The server pages with Pageable.from(offset / limit, limit): an offset inside a page
         # starts at that page's first row.
