@@ -305,42 +305,44 @@ class MemoryAirbyte:
 
     async def jobs_updated_since(self, start: float, offset: int = 0) -> at.Page | at.Problem:
         """GET /jobs?updatedAtStart&orderBy=updatedAt|ASC&limit=100&offset, as the server pages."""
-        self.lists += 1
-        if self.list_gate is not None:
-            await self.list_gate.wait()
-        if self.list_faults:
-            self.requests += 1
-            return self.list_faults.pop(0)
-        try:
-            await self._enter()
-        except _Answer as a:
-            return a.problem
+        refused = await self._listing()
+        if refused is not None:
+            return refused
         found = self._ordered(
             [j for j in self.jobs.values() if j.updated and j.updated.timestamp() >= start],
             lambda j: j.updated,
         )
-        size = self.page_size
-        first = (offset // size) * size
-        return at.Page([self._as_job(j) for j in found[first : first + size]], int(self.now().timestamp()))
+        return self._page(found, offset)
 
     async def jobs_updated_in_second(self, second: float, created_since: float, offset: int = 0
                                      ) -> at.Page | at.Problem:  # fmt: skip
         """GET /jobs?updatedAtStart&updatedAtEnd=+1s&createdAtStart&orderBy=createdAt|ASC."""
-        self.lists += 1
-        if self.list_gate is not None:
-            await self.list_gate.wait()
-        if self.list_faults:
-            self.requests += 1
-            return self.list_faults.pop(0)
-        try:
-            await self._enter()
-        except _Answer as a:
-            return a.problem
+        refused = await self._listing()
+        if refused is not None:
+            return refused
         found = self._ordered(
             [j for j in self.jobs.values() if j.updated and second <= j.updated.timestamp() <= second + 1
              and j.created.timestamp() >= created_since],
             lambda j: j.created,
         )  # fmt: skip
+        return self._page(found, offset)
+
+    async def _listing(self) -> at.Problem | None:
+        """What every list request meets first: the list gate, the list faults, the rest."""
+        self.lists += 1
+        if self.list_gate is not None:
+            await self.list_gate.wait()
+        if self.list_faults:
+            self.requests += 1
+            return self.list_faults.pop(0)
+        try:
+            await self._enter()
+        except _Answer as a:
+            return a.problem
+        return None
+
+    def _page(self, found: list[MemoryJob], offset: int) -> at.Page:
+        """The page at `offset`, as the server pages (from the start of the page it falls in)."""
         size = self.page_size
         first = (offset // size) * size
         return at.Page([self._as_job(j) for j in found[first : first + size]], int(self.now().timestamp()))
