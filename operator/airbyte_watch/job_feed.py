@@ -326,7 +326,7 @@ class Feed:
                 # another: a repeated id shows it (the pages add up to the rows there are), and
                 # then that second is read by creation time instead.
                 here = [job.job_id for job in rows if job.updated == start]
-                if tied & set(here) or len(set(here)) < len(here):
+                if _repeats(tied, here):
                     read = await self._second(start, MAX_PAGES - pages)
                     if read is None:
                         return
@@ -425,8 +425,8 @@ class Feed:
             self._take(rows)
             last = rows[-1].created if rows else None
             here = [r.job_id for r in rows if r.created is not None and int(r.created) == int(created)]
-            if offset and (seen & set(here) or len(set(here)) < len(here)):
-                each = await self._read_each(created, budget - pages)
+            if offset and _repeats(seen, here):
+                each = await self._read_each(created)
                 if each is None:
                     return None
                 pages += each
@@ -441,7 +441,7 @@ class Feed:
                 seen.update(here)
         return pages
 
-    async def _read_each(self, created: float | None, budget: int) -> int | None:
+    async def _read_each(self, created: float | None) -> int | None:
         """Each watched job created within that second (or not known to), by its own GET; how
         many, or None when one failed (then the walk failed: it does not vouch for them)."""
         ids = [job_id for job_id, k in self.jobs.items()
@@ -475,6 +475,11 @@ class Feed:
         self.problem = problem
         if not told:  # every watch of this server learns of it once, at its next step
             self.notify([w for k in self.jobs.values() for w in k.watchers])
+
+
+def _repeats(seen: set[int], ids: list[int]) -> bool:
+    """An id read again at a later offset (or twice on one page): the rows have no stable order."""
+    return bool(seen.intersection(ids)) or len(set(ids)) < len(ids)
 
 
 class Feeds:
