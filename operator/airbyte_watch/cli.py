@@ -16,15 +16,15 @@ from pathlib import Path
 
 import kopf
 
-from .airbyte_client import USER_AGENT, ClientPool
-from .connections import Connections
-from .endpoints import build_app, serve
-from .kube_client import KubeClient, KubeError
-from .leadership import Leadership, Timing
-from .metrics import Metrics
-from .sharding import Shard, ordinal_of
-from .watch_stream import WatchStream
-from .watches import Options, Watches
+from .airbyte.client import USER_AGENT, ClientPool
+from .kube.client import KubeClient, KubeError
+from .kube.leadership import Leadership, Timing
+from .kube.sharding import Shard, ordinal_of
+from .monitoring.endpoints import build_app, serve
+from .monitoring.metrics import Metrics
+from .runtime.connections import Connections
+from .runtime.watch_stream import WatchStream
+from .runtime.watches import Options, Watches
 
 log = logging.getLogger("airbyte_watch")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airbyte_watch.metrics import Metrics
+from airbyte_watch.monitoring.metrics import Metrics
 
 from tests.conftest import create_default_secret
 from tests.support.cluster import OperatorProcess, apply, get, reasons, wait_for, watch_manifest

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airbyte_watch import airbyte_types as at
-from airbyte_watch.airbyte_client import AirbyteClient, retry_after_seconds
-from airbyte_watch.server_config import ServerConfig
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.airbyte.client import AirbyteClient, retry_after_seconds
+from airbyte_watch.airbyte.server_config import ServerConfig
 
 from tests.support.controlplane import write_certs
 from tests.support.fake_airbyte import FakeAirbyte, Fault, RunningFake
@@ -83,7 +83,7 @@ async def test_a_token_that_lives_10_seconds_serves_many_requests(fake: RunningF
 
 
 async def test_a_token_answer_without_expires_in_lives_the_documented_default(fake: RunningFake) -> None:
-    from airbyte_watch.airbyte_transport import DEFAULT_TOKEN_LIFETIME, refresh_margin
+    from airbyte_watch.airbyte.transport import DEFAULT_TOKEN_LIFETIME, refresh_margin
 
     fake.fake.token_lifetime = None  # the answer carries no expires_in
     async with AirbyteClient(creds(fake)) as client:

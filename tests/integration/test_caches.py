@@ -3,7 +3,7 @@ the scheduler, a metrics entry) is let go once the watch is gone."""
 
 from __future__ import annotations
 
-from airbyte_watch.airbyte_client import ClientPool
+from airbyte_watch.airbyte.client import ClientPool
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.fake_airbyte import RunningFake

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from airbyte_watch import airbyte_types as at
-from airbyte_watch.airbyte_client import ClientPool
-from airbyte_watch.server_config import ServerConfig
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.airbyte.client import ClientPool
+from airbyte_watch.airbyte.server_config import ServerConfig
 
 from tests.support.fake_airbyte import FakeAirbyte, RunningFake, Step
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import kopf
 import pytest
 from aiohttp import web
-from airbyte_watch import airbyte_types as at
-from airbyte_watch import kube_client
-from airbyte_watch.airbyte_client import ClientPool
-from airbyte_watch.kube_client import KubeClient
-from airbyte_watch.leadership import NotLeader
-from airbyte_watch.server_config import ServerConfig
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.airbyte.client import ClientPool
+from airbyte_watch.airbyte.server_config import ServerConfig
+from airbyte_watch.kube import client as kube_client
+from airbyte_watch.kube.client import KubeClient
+from airbyte_watch.kube.leadership import NotLeader
 
 from tests.support.fake_airbyte import BackgroundServer, FakeAirbyte, RunningFake, Step
 

@@ -9,11 +9,11 @@ from collections import Counter
 from collections.abc import AsyncIterator, Hashable, Iterable
 
 import pytest
-from airbyte_watch import airbyte_types as at
-from airbyte_watch.airbyte_client import AirbyteClient
-from airbyte_watch.airbyte_transport import AirbyteApi
-from airbyte_watch.job_feed import DOWN_AFTER, LIST_PAGE, OVERLAP, PAGE_ATTEMPTS, Feed
-from airbyte_watch.server_config import parse_server_config
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.airbyte.client import AirbyteClient
+from airbyte_watch.airbyte.job_feed import DOWN_AFTER, LIST_PAGE, OVERLAP, PAGE_ATTEMPTS, Feed
+from airbyte_watch.airbyte.server_config import parse_server_config
+from airbyte_watch.airbyte.transport import AirbyteApi
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.fake_airbyte import Fault, RunningFake

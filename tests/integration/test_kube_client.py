@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import kopf
 import pytest
 from aiohttp import web
-from airbyte_watch import kube_client
-from airbyte_watch.kube_client import KubeClient, KubeError
+from airbyte_watch.kube import client as kube_client
+from airbyte_watch.kube.client import KubeClient, KubeError
 
 from tests.support.fake_airbyte import BackgroundServer
 

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 import pytest
 from aiohttp import web
-from airbyte_watch.kube_client import Gone, KubeClient, KubeError, WatchEvent
+from airbyte_watch.kube.client import Gone, KubeClient, KubeError, WatchEvent
 
 from tests.support.fake_airbyte import BackgroundServer
 

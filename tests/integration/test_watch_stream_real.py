@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 import kopf
 import pytest
-from airbyte_watch.airbyte_client import ClientPool
-from airbyte_watch.connections import Connections
-from airbyte_watch.kube_client import KubeClient
-from airbyte_watch.watch_stream import WatchStream
-from airbyte_watch.watches import Options, Watches
+from airbyte_watch.airbyte.client import ClientPool
+from airbyte_watch.kube.client import KubeClient
+from airbyte_watch.runtime.connections import Connections
+from airbyte_watch.runtime.watch_stream import WatchStream
+from airbyte_watch.runtime.watches import Options, Watches
 
 from tests.support.cluster import apply, get, watch_manifest
 from tests.support.controlplane import ControlPlane
@@ -44,7 +44,7 @@ async def test_a_watch_from_a_version_too_old_lists_again_and_follows(
     ghost = get(control_plane, namespace, "a")
     ghost["metadata"] = {**ghost["metadata"], "name": "ghost", "uid": "deleted-while-the-stream-was-down"}
     watches.observe(None, ghost)
-    caplog.set_level(logging.INFO, logger="airbyte_watch.watch_stream")
+    caplog.set_level(logging.INFO, logger="airbyte_watch.runtime.watch_stream")
     following = asyncio.create_task(WatchStream(watches).follow(namespace, "1"))
     try:
         await until(lambda: (namespace, "a") in watches.known and (namespace, "ghost") not in watches.known)

@@ -8,10 +8,10 @@ from typing import Any
 
 import kopf
 import pytest
-from airbyte_watch.airbyte_client import ClientPool
-from airbyte_watch.connections import Connections
-from airbyte_watch.kube_client import KubeClient, KubeError
-from airbyte_watch.watches import Options, Watches
+from airbyte_watch.airbyte.client import ClientPool
+from airbyte_watch.kube.client import KubeClient, KubeError
+from airbyte_watch.runtime.connections import Connections
+from airbyte_watch.runtime.watches import Options, Watches
 
 from tests.conftest import create_default_secret
 from tests.support.cluster import apply, events, get, status_patches, watch_manifest

@@ -23,8 +23,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airbyte_watch import airbyte_types as at
-from airbyte_watch.kube_client import KubeError, Page
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.kube.client import KubeError, Page
 
 CONDITION_MESSAGE_LIMIT = 32768  # the CRD's maxLength for a condition's message
 EVENT_MESSAGE_LIMIT = 1024
@@ -538,8 +538,8 @@ class Harness:
 
     def __init__(self, allowed_urls: tuple[str, ...] = (), pool: Any = None, **options: Any) -> None:
         """`poll_mode="list"` runs the list walks on the fake clock (no timers of their own)."""
-        from airbyte_watch.connections import Connections
-        from airbyte_watch.watches import Options, Watches
+        from airbyte_watch.runtime.connections import Connections
+        from airbyte_watch.runtime.watches import Options, Watches
 
         self._connections_type, self._watches_type, self._options_type = Connections, Watches, Options
         self.clock = FakeClock()

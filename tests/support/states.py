@@ -11,9 +11,9 @@ import dataclasses
 import datetime
 from typing import Any
 
-from airbyte_watch import airbyte_types as at
-from airbyte_watch.decision import decide
-from airbyte_watch.spec import InvalidSpec, parse_spec
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.core.decision import decide
+from airbyte_watch.core.spec import InvalidSpec, parse_spec
 
 T0 = datetime.datetime(2026, 11, 24, 12, 0, 0, tzinfo=datetime.timezone.utc)
 SPEC = {"jobId": 4242, "pollInterval": "30s", "timeout": "1h"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from airbyte_watch.airbyte_text import DETAIL_LIMIT, REDACTED, bounded, describe_body, redact
-from airbyte_watch.airbyte_transport import refresh_margin
+from airbyte_watch.airbyte.text import DETAIL_LIMIT, REDACTED, bounded, describe_body, redact
+from airbyte_watch.airbyte.transport import refresh_margin
 
 
 def test_redact_replaces_every_known_value_longest_first() -> None:

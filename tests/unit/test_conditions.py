@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airbyte_watch import conditions as c
+from airbyte_watch.core import conditions as c
 
 T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from airbyte_watch import airbyte_types as at
+from airbyte_watch.airbyte import model as at
 
 from tests.support.memory import NAMESPACE, SECRET_VALUE, Harness
 

@@ -6,9 +6,9 @@ import dataclasses
 import datetime
 
 import pytest
-from airbyte_watch import airbyte_types as at
-from airbyte_watch import conditions as c
-from airbyte_watch.decision import (
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.core import conditions as c
+from airbyte_watch.core.decision import (
     FINAL_REASONS,
     Decision,
     as_announced,
@@ -17,8 +17,8 @@ from airbyte_watch.decision import (
     restamp,
     wants_cancel,
 )
-from airbyte_watch.spec import InvalidSpec, WatchSpec
-from airbyte_watch.text import MESSAGE_LIMIT
+from airbyte_watch.core.spec import InvalidSpec, WatchSpec
+from airbyte_watch.core.text import MESSAGE_LIMIT
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 SPEC = WatchSpec(

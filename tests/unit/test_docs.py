@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airbyte_watch import cli, names
+from airbyte_watch import cli
+from airbyte_watch.core import names
 
 from bench import report
 
@@ -159,7 +160,7 @@ def test_every_helm_value_is_documented() -> None:
 def test_every_reason_and_phase_is_in_the_reference() -> None:
     """The names users write `kubectl wait`, Argo conditions and alerts against (names.py)."""
     operator = ROOT / "operator" / "airbyte_watch"
-    code = "\n".join(p.read_text() for p in operator.glob("*.py") if p.name != "names.py")
+    code = "\n".join(p.read_text() for p in operator.rglob("*.py") if p.name != "names.py")
     words = {
         value
         for name, value in vars(names).items()

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airbyte_watch import kubectl_follow
-from airbyte_watch.kubectl_follow import Follower
+from airbyte_watch.kubectl import follow as kubectl_follow
+from airbyte_watch.kubectl.follow import Follower
 from kubernetes.client.rest import ApiException
 
 

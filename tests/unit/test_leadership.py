@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from airbyte_watch import cli
-from airbyte_watch.leadership import Leadership, NotLeader, Timing
-from airbyte_watch.metrics import Metrics
+from airbyte_watch.kube.leadership import Leadership, NotLeader, Timing
+from airbyte_watch.monitoring.metrics import Metrics
 
 TIMING = Timing(lease_duration=4, renew_deadline=2.5, retry_period=1.0)
 

@@ -21,12 +21,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from airbyte_watch import airbyte_types as at
-from airbyte_watch import job_feed
-from airbyte_watch import names as n
-from airbyte_watch.decision import FINAL_REASONS
-from airbyte_watch.spec import InvalidSpec, parse_spec
-from airbyte_watch.text import MESSAGE_LIMIT
+from airbyte_watch.airbyte import job_feed
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.core import names as n
+from airbyte_watch.core.decision import FINAL_REASONS
+from airbyte_watch.core.spec import InvalidSpec, parse_spec
+from airbyte_watch.core.text import MESSAGE_LIMIT
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule

@@ -4,7 +4,7 @@ unreachable server (errors over polls, by server) and the detection delay."""
 from __future__ import annotations
 
 import pytest
-from airbyte_watch import airbyte_types as at
+from airbyte_watch.airbyte import model as at
 
 from tests.support.memory import NAMESPACE, Harness
 

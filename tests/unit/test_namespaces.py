@@ -5,9 +5,9 @@ pattern syntax)."""
 from __future__ import annotations
 
 from airbyte_watch.cli import load_existing
-from airbyte_watch.connections import Connections
-from airbyte_watch.namespaces import is_pattern, list_scopes, serves
-from airbyte_watch.watches import Options, Watches
+from airbyte_watch.kube.namespaces import is_pattern, list_scopes, serves
+from airbyte_watch.runtime.connections import Connections
+from airbyte_watch.runtime.watches import Options, Watches
 from hypothesis import given
 from hypothesis import strategies as st
 from kopf._cogs.structs.references import match_namespace  # the oracle: what kopf would serve

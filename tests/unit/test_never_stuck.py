@@ -10,8 +10,8 @@ import asyncio
 import logging
 
 import pytest
-from airbyte_watch import airbyte_types as at
-from airbyte_watch.text import MESSAGE_LIMIT
+from airbyte_watch.airbyte import model as at
+from airbyte_watch.core.text import MESSAGE_LIMIT
 
 from tests.support.memory import NAMESPACE, SECRET_VALUE, Harness
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 
 import pytest
-from airbyte_watch.durations import format_duration, parse_duration
-from airbyte_watch.server_config import (
+from airbyte_watch.airbyte.server_config import (
     InvalidSecret,
     decode_secret_data,
     parse_server_config,
 )
-from airbyte_watch.spec import InvalidSpec, parse_job_id, parse_spec
+from airbyte_watch.core.durations import format_duration, parse_duration
+from airbyte_watch.core.spec import InvalidSpec, parse_job_id, parse_spec
 
 PEM = """-----BEGIN CERTIFICATE-----
 MIIBfTCCASOgAwIBAgIUUfS8Uqk+7mD5Kq6aSj0eQ0e1XGswCgYIKoZIzj0EAwIw

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from airbyte_watch.rate_limit import RateLimiter
+from airbyte_watch.airbyte.rate_limit import RateLimiter
 
 
 async def timed(limiter: RateLimiter, n: int) -> list[float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from airbyte_watch.scheduler import Scheduler
+from airbyte_watch.runtime.scheduler import Scheduler
 
 
 class Clock:

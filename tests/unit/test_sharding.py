@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from airbyte_watch.sharding import Shard, ordinal_of
+from airbyte_watch.kube.sharding import Shard, ordinal_of
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7])

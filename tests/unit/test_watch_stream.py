@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from airbyte_watch.kube_client import Gone, KubeError, WatchEvent
-from airbyte_watch.watch_stream import BACKOFF, WatchStream
+from airbyte_watch.kube.client import Gone, KubeError, WatchEvent
+from airbyte_watch.runtime.watch_stream import BACKOFF, WatchStream
 
 from tests.support.memory import NAMESPACE, Harness
 

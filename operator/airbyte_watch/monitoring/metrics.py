@@ -7,8 +7,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from . import airbyte_types as at
-from .names import PHASES
+from ..airbyte import model as at
+from ..core.names import PHASES
 
 _KNOWN_STATUSES = at.WAITING | {at.SUCCEEDED, at.FAILED, at.CANCELLED}
 LISTED = "listed"  # the outcome of a list-mode page read without a problem

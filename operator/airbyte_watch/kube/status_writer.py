@@ -19,12 +19,12 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from . import decision
-from .decision import Event
-from .kube_client import KubeClient, KubeError
-from .metrics import Metrics
-from .table import Watch, compact
-from .text import MESSAGE_LIMIT, clean
+from ..core import decision
+from ..core.decision import Event
+from ..core.text import MESSAGE_LIMIT, clean
+from ..monitoring.metrics import Metrics
+from ..runtime.table import Watch, compact
+from .client import KubeClient, KubeError
 
 log = logging.getLogger(__name__)
 

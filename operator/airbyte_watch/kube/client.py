@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import aiohttp
 import kopf
 
-from . import GROUP, KIND, PLURAL, VERSION
+from .. import GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

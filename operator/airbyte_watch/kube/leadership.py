@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .kube_client import KubeClient, KubeError
+from .client import KubeClient, KubeError
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from kubernetes.client import CustomObjectsApi
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from . import GROUP, PLURAL, VERSION
-from .names import CANCELLED, FAILED, FINAL_PHASES, READY, SUCCEEDED
+from .. import GROUP, PLURAL, VERSION
+from ..core.names import CANCELLED, FAILED, FINAL_PHASES, READY, SUCCEEDED
 
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1  # Failed or Cancelled, whatever the reason (job failed, not found, timed out, ...)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from .airbyte_config_api import ConfigApiClient
-from .airbyte_public import PublicApiClient
-from .airbyte_transport import USER_AGENT, AirbyteApi, retry_after_seconds
+from .config_api import ConfigApiClient
+from .public_api import PublicApiClient
 from .rate_limit import RateLimiter
 from .server_config import ServerConfig
+from .transport import USER_AGENT, AirbyteApi, retry_after_seconds
 
 __all__ = ["USER_AGENT", "AirbyteApi", "AirbyteClient", "ClientPool", "retry_after_seconds"]
 

@@ -17,10 +17,10 @@ from typing import Any, Self
 
 import aiohttp
 
-from . import airbyte_types as at
-from .airbyte_text import bounded, describe_body, redact
+from . import model as at
 from .rate_limit import RateLimiter
 from .server_config import ServerConfig
+from .text import bounded, describe_body, redact
 
 USER_AGENT = "airbyte-watch/0.1.0"
 # Refresh a token this long before it expires: a minute, as Airbyte's SDK does, but never more

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from .kube_client import Gone, KubeError
+from ..kube.client import Gone, KubeError
 from .watches import Watches
 
 log = logging.getLogger(__name__)

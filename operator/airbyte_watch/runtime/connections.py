@@ -19,9 +19,9 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from . import airbyte_types as at
-from .kube_client import KubeClient, KubeError
-from .server_config import InvalidSecret, ServerConfig, decode_secret_data, parse_server_config
+from ..airbyte import model as at
+from ..airbyte.server_config import InvalidSecret, ServerConfig, decode_secret_data, parse_server_config
+from ..kube.client import KubeClient, KubeError
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from .text import REDACTED, bound, redact
+from ..core.text import REDACTED, bound, redact
 
 __all__ = ["DETAIL_LIMIT", "REDACTED", "bounded", "describe_body", "redact"]
 

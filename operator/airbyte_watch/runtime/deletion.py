@@ -13,17 +13,17 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from . import airbyte_types as at
-from . import names as n
-from .airbyte_client import ClientPool
+from ..airbyte import model as at
+from ..airbyte.client import ClientPool
+from ..airbyte.server_config import ServerConfig
+from ..core import names as n
+from ..core.decision import is_final
+from ..core.spec import WatchSpec, parse_spec
+from ..core.text import MESSAGE_LIMIT, clean
+from ..kube.client import KubeClient, KubeError
+from ..kube.status_writer import named
 from .connections import Connections
-from .decision import is_final
-from .kube_client import KubeClient, KubeError
-from .server_config import ServerConfig
-from .spec import WatchSpec, parse_spec
-from .status_writer import named
 from .table import Watch
-from .text import MESSAGE_LIMIT, clean
 
 log = logging.getLogger(__name__)
 

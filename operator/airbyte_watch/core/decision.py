@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import airbyte_types as at
+from ..airbyte import model as at
 from . import conditions as c
 from . import names as n
 from .durations import format_duration

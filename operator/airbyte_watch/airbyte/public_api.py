@@ -13,8 +13,8 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from . import airbyte_types as at
-from .airbyte_transport import RELOGIN_LIST, AirbyteApi, job_id_of, malformed
+from . import model as at
+from .transport import RELOGIN_LIST, AirbyteApi, job_id_of, malformed
 
 LIST_LIMIT = 100  # the largest page the server serves
 

@@ -23,24 +23,24 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from . import airbyte_types as at
-from .airbyte_client import ClientPool
+from ..airbyte import model as at
+from ..airbyte.client import ClientPool
+from ..airbyte.job_feed import Feeds
+from ..airbyte.server_config import ServerConfig
+from ..core.decision import Decision, decide, is_final, parse_timestamp, wants_cancel
+from ..core.durations import parse_duration
+from ..core.spec import InvalidSpec, WatchSpec, parse_spec
+from ..core.text import DETAIL_LIMIT, clean
+from ..kube.client import KubeClient, KubeError
+from ..kube.namespaces import list_scopes, serves
+from ..kube.sharding import Shard
+from ..kube.status_writer import StatusWriter, Written
+from ..monitoring.metrics import Metrics
 from .connections import Connections
-from .decision import Decision, decide, is_final, parse_timestamp, wants_cancel
 from .deletion import Deletion
-from .durations import parse_duration
-from .job_feed import Feeds
 from .job_source import JobSource
-from .kube_client import KubeClient, KubeError
-from .metrics import Metrics
-from .namespaces import list_scopes, serves
 from .scheduler import Scheduler
-from .server_config import ServerConfig
-from .sharding import Shard
-from .spec import InvalidSpec, WatchSpec, parse_spec
-from .status_writer import StatusWriter, Written
 from .table import Change, Key, Watch, WatchTable
-from .text import DETAIL_LIMIT, clean
 
 log = logging.getLogger(__name__)
 

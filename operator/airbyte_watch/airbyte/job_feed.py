@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from . import airbyte_types as at
+from . import model as at
 
 log = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import airbyte_types as at
-from .airbyte_client import ClientPool
+from ..airbyte import model as at
+from ..airbyte.client import ClientPool
+from ..airbyte.server_config import ServerConfig
+from ..core.decision import timestamp
+from ..core.spec import InvalidSpec, WatchSpec, parse_job_id
+from ..core.text import bound
+from ..kube.client import KubeClient, KubeError
+from ..kube.status_writer import StatusWriter, Written
 from .connections import Connections
-from .decision import timestamp
-from .kube_client import KubeClient, KubeError
-from .server_config import ServerConfig
-from .spec import InvalidSpec, WatchSpec, parse_job_id
-from .status_writer import StatusWriter, Written
 from .table import Watch
-from .text import bound
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import datetime
 import json
 from typing import Any
 
-from . import airbyte_types as at
-from .airbyte_transport import AirbyteApi, job_id_of, malformed
+from . import model as at
+from .transport import AirbyteApi, job_id_of, malformed
 
 # Every job type a watch can start; the server reads `clear` back as `reset_connection`.
 LIST_CONFIG_TYPES = ["sync", "reset_connection", "clear"]

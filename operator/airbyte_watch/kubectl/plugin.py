@@ -24,9 +24,9 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from . import GROUP, KIND, PLURAL, VERSION
-from .durations import parse_duration
-from .kubectl_follow import EXIT_NO_OUTCOME, Follower, api_error, resource_name
+from .. import GROUP, KIND, PLURAL, VERSION
+from ..core.durations import parse_duration
+from .follow import EXIT_NO_OUTCOME, Follower, api_error, resource_name
 
 PROG = "kubectl airbyte"
 CREATED_BY = "app.kubernetes.io/created-by"

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .names import CANCEL_FINALIZER
-from .sharding import Shard
+from ..core.names import CANCEL_FINALIZER
+from ..kube.sharding import Shard
 
 Key = tuple[str, str]  # (namespace, name)
 

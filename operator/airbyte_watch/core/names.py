@@ -7,7 +7,7 @@ change.
 
 from __future__ import annotations
 
-from . import GROUP
+from .. import GROUP
 
 # --- status.phase --------------------------------------------------------------------------
 PENDING = "Pending"

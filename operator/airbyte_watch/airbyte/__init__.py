@@ -1,0 +1,1 @@
+"""Airbyte's side: clients of its public and config APIs, their transport, and the list walks."""

@@ -1,0 +1,1 @@
+"""`kubectl airbyte`: the kubectl plugin that creates watches and waits on them."""

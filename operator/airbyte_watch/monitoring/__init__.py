@@ -1,0 +1,1 @@
+"""Prometheus metrics and the HTTP endpoints that serve them with /healthz and /readyz."""
