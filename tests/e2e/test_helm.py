@@ -3,6 +3,7 @@ installs, upgrades and uninstalls against the real API server with the real helm
 
 from __future__ import annotations
 
+import base64
 import copy
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import create_default_secret
 from tests.support.cluster import OperatorProcess, apply, reasons, wait_for, watch_manifest
@@ -28,6 +31,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "single": {"replicas": 1, "leaderElection": {"enabled": False}},
     "monitoring": {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
                                "dashboard": {"enabled": True}}},
+    "webhook-cert-manager": {"webhook": {"certManager": {"enabled": True}}},
+    "webhook-off": {"webhook": {"enabled": False}},
     "tuned": {
         "watchNamespaces": ["team-*"], "logFormat": "plain", "maxRequestsPerSecond": 20,
         "defaultServerSecret": "airbyte-prod", "concurrency": 8, "requestTimeout": 5,
@@ -37,8 +42,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 # The dry runs apply here: deploy/'s own objects in airbyte-watch (test_deploy) have other selectors.
 RENDER_NAMESPACE = "helm-render"
-# Kinds whose schemas come with the Prometheus Operator, not with Kubernetes.
+# Kinds whose schemas come with the Prometheus Operator or cert-manager, not with Kubernetes.
 PROMETHEUS_OPERATOR = "monitoring.coreos.com/v1"
+CERT_MANAGER = "cert-manager.io/v1"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +74,7 @@ def test_rendered_manifests_validate_and_the_server_accepts_them(
     control_plane: ControlPlane, helm: Helm, name: str, tmp_path: Path
 ) -> None:
     docs = docs_of(helm.template(VALUE_SETS[name], namespace=RENDER_NAMESPACE).stdout)
-    kube = [d for d in docs if d["apiVersion"] != PROMETHEUS_OPERATOR]
+    kube = [d for d in docs if d["apiVersion"] not in (PROMETHEUS_OPERATOR, CERT_MANAGER)]
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(yaml.safe_dump_all(kube))
     validate = str(Path(sys.executable).parent / "kubernetes-validate")
@@ -90,7 +96,8 @@ def test_every_value_set_renders_what_it_asks_for(helm: Helm) -> None:
     default = rendered("default")
     kinds = {k[0] for k in default}
     assert kinds == {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                     "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget"}  # fmt: skip
+                     "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget",
+                     "Secret", "ValidatingWebhookConfiguration"}  # fmt: skip
     deployment = default[("Deployment", "airbyte-watch", "airbyte-watch")]
     assert deployment["spec"]["replicas"] == 2 and "--leader-elect" in container(deployment)["args"]
     single = rendered("single")
@@ -155,6 +162,8 @@ def test_the_cluster_admin_limits_the_urls_secrets_may_name(helm: Helm) -> None:
         ({"imagePolicy": "Always"}, "imagePolicy"),
         ({"allowedUrls": ["169.254.169.254"]}, "allowedUrls"),
         ({"pollMode": "fast"}, "pollMode"),
+        ({"webhook": {"timeoutSeconds": 60}}, "timeoutSeconds"),
+        ({"webhook": {"certManager": {"issuerRef": {"kind": "Vault"}}}}, "kind"),
     ],
 )
 def test_a_bad_value_fails_naming_it(helm: Helm, values: dict[str, Any], named: str) -> None:
@@ -170,6 +179,10 @@ def test_a_bad_value_fails_naming_it(helm: Helm, values: dict[str, Any], named: 
         ({"rbac": {"scope": "namespaced"}}, "rbac.scope=namespaced needs watchNamespaces"),
         ({"leaderElection": {"enabled": False}}, "replicas > 1 needs leaderElection.enabled"),
         ({"sharding": {"enabled": True}, "leaderElection": {"enabled": False}}, "replicasPerShard > 1 needs"),
+        (
+            {"webhook": {"certManager": {"enabled": True, "issuerRef": {"kind": "ClusterIssuer"}}}},
+            "webhook.certManager.issuerRef needs a name",
+        ),
     ],
 )
 def test_combinations_that_cannot_work_fail(helm: Helm, values: dict[str, Any], message: str) -> None:
@@ -193,21 +206,152 @@ def comparable(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def test_default_render_describes_the_same_objects_as_kustomize(
-    control_plane: ControlPlane, helm: Helm
+def kustomized(plane: ControlPlane, folder: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return by_kind(docs_of(plane.kubectl("kustomize", str(ROOT / folder)).stdout))
+
+
+@pytest.mark.parametrize(
+    ("values", "folder"),
+    [
+        ({"webhook": {"enabled": False}}, "deploy"),
+        # kustomize cannot make a certificate: its webhook variant asks cert-manager for one.
+        ({"webhook": {"certManager": {"enabled": True}}}, "deploy/webhook"),
+    ],
+)
+def test_the_chart_renders_the_same_objects_as_kustomize(
+    control_plane: ControlPlane, helm: Helm, values: dict[str, Any], folder: str
 ) -> None:
-    kustomized = by_kind(docs_of(control_plane.kubectl("kustomize", str(ROOT / "deploy")).stdout))
-    charted = by_kind(docs_of(helm.template({}).stdout))
+    kustomize = kustomized(control_plane, folder)
+    charted = by_kind(docs_of(helm.template(values).stdout))
     # Helm installs into a namespace it is given (--create-namespace) rather than making one.
-    assert {k for k in kustomized if k[0] != "Namespace"} == set(charted)
+    assert {k for k in kustomize if k[0] != "Namespace"} == set(charted)
     for key, doc in charted.items():
-        assert comparable(doc) == comparable(kustomized[key]), key
+        assert comparable(doc) == comparable(kustomize[key]), key
     # The chart's selectors carry the release too, and still select the pod template's labels.
     for key, doc in charted.items():
         selector = (doc["spec"].get("selector") or {}) if "spec" in doc else {}
         wanted = selector.get("matchLabels", selector) if key[0] != "CustomResourceDefinition" else {}
         if wanted and "template" in doc["spec"]:
             assert wanted.items() <= doc["spec"]["template"]["metadata"]["labels"].items()
+
+
+WEBHOOK_CONFIG = ("ValidatingWebhookConfiguration", "", "airbyte-watch")
+CERT_SECRET = ("Secret", "airbyte-watch", "airbyte-watch-webhook-cert")
+
+
+def test_default_render_is_kustomizes_webhook_variant_but_for_who_makes_the_certificate(
+    control_plane: ControlPlane, helm: Helm
+) -> None:
+    """The chart's default makes its own certificate where deploy/webhook asks cert-manager."""
+    kustomize = kustomized(control_plane, "deploy/webhook")
+    charted = by_kind(docs_of(helm.template({}).stdout))
+    secret = charted.pop(CERT_SECRET)
+    assert secret["type"] == "kubernetes.io/tls" and set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    kustomize.pop(("Issuer", "airbyte-watch", "airbyte-watch-webhook"))
+    certificate = kustomize.pop(("Certificate", "airbyte-watch", "airbyte-watch-webhook"))
+    assert certificate["spec"]["secretName"] == CERT_SECRET[2]
+    assert charted[WEBHOOK_CONFIG]["webhooks"][0]["clientConfig"].pop("caBundle") == secret["data"]["ca.crt"]
+    assert kustomize[WEBHOOK_CONFIG]["metadata"].pop("annotations") == {
+        "cert-manager.io/inject-ca-from": "airbyte-watch/airbyte-watch-webhook"
+    }
+    assert {k for k in kustomize if k[0] != "Namespace"} == set(charted)
+    for key, doc in charted.items():
+        assert comparable(doc) == comparable(kustomize[key]), key
+
+
+def test_the_webhook_every_replica_serves(helm: Helm) -> None:
+    docs = by_kind(docs_of(helm.template({}).stdout))
+    pod = docs[("Deployment", "airbyte-watch", "airbyte-watch")]["spec"]["template"]
+    c = container({"spec": {"template": pod}})
+    assert c["args"][-4:] == [
+        "--webhook-port=9443", "--webhook-addr=0.0.0.0",
+        "--webhook-cert=/etc/airbyte-watch/webhook/tls.crt",
+        "--webhook-key=/etc/airbyte-watch/webhook/tls.key",
+    ]  # fmt: skip
+    assert {"name": "webhook", "containerPort": 9443} in c["ports"]
+    assert c["volumeMounts"] == [{"name": "webhook-cert", "mountPath": "/etc/airbyte-watch/webhook",
+                                  "readOnly": True}]  # fmt: skip
+    assert pod["spec"]["volumes"] == [{"name": "webhook-cert", "secret": {"secretName": CERT_SECRET[2]}}]
+    # The Service selects every operator pod (standbys too: admission is stateless, not led).
+    service = docs[("Service", "airbyte-watch", "airbyte-watch-webhook")]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook"}]
+    (hook,) = docs[WEBHOOK_CONFIG]["webhooks"]
+    # Ignore: a down operator never blocks an apply.
+    assert hook["failurePolicy"] == "Ignore" and hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"] and hook["timeoutSeconds"] == 5
+    assert hook["rules"] == [
+        {"apiGroups": ["airbyte.watch"], "apiVersions": ["*"], "resources": ["airbytejobwatches"],
+         "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
+    ]  # fmt: skip
+    assert "namespaceSelector" not in hook, "all namespaces are watched"
+    service_ref = hook["clientConfig"]["service"]
+    assert service_ref == {"name": "airbyte-watch-webhook", "namespace": "airbyte-watch", "port": 443,
+                           "path": service_ref["path"]}  # fmt: skip
+    # kopf serves each admission handler at /<its id>.
+    from airbyte_watch import handlers
+
+    served = {f"/{h.id}" for h in handlers.admission._webhooks.get_all_handlers()}
+    assert service_ref["path"] in served, served
+    # The certificate names the Service and is signed by the CA the API server is given.
+    secret = docs[CERT_SECRET]["data"]
+    ca = x509.load_pem_x509_certificate(base64.b64decode(hook["clientConfig"]["caBundle"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "airbyte-watch-webhook.airbyte-watch.svc" in names.get_values_for_type(x509.DNSName)
+    key = serialization.load_pem_private_key(base64.b64decode(secret["tls.key"]), password=None)
+    assert key.public_key() == cert.public_key()
+
+
+def test_the_webhook_in_other_installs(helm: Helm) -> None:
+    def rendered(values: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+        return by_kind(docs_of(helm.template(values).stdout))
+
+    # Named namespaces: the webhook is asked about watches there only; a pattern cannot be a
+    # label selector, so it is asked about all (and reviews what it is asked).
+    (hook,) = rendered(VALUE_SETS["namespaced"])[WEBHOOK_CONFIG]["webhooks"]
+    assert hook["namespaceSelector"] == {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["helm-team-a", "helm-team-b"]}
+    ]}  # fmt: skip
+    (hook,) = rendered(VALUE_SETS["tuned"])[WEBHOOK_CONFIG]["webhooks"]
+    assert "namespaceSelector" not in hook
+    # Every shard's pods serve it too.
+    sts = rendered(VALUE_SETS["sharded"])[("StatefulSet", "airbyte-watch", "airbyte-watch")]
+    assert "--webhook-port=9443" in container(sts)["args"]
+    # Off: no webhook objects, flags, port or volume.
+    off = rendered(VALUE_SETS["webhook-off"])
+    assert not {"Secret", "ValidatingWebhookConfiguration"} & {k[0] for k in off}
+    assert ("Service", "airbyte-watch", "airbyte-watch-webhook") not in off
+    pod = off[("Deployment", "airbyte-watch", "airbyte-watch")]["spec"]["template"]["spec"]
+    assert "volumes" not in pod and not [a for a in pod["containers"][0]["args"] if "webhook" in a]
+    # cert-manager: a Certificate into the same Secret, from a self-signed Issuer or the user's.
+    managed = rendered({"webhook": {"certManager": {"enabled": True}, "port": 10443, "timeoutSeconds": 2}})
+    assert CERT_SECRET not in managed
+    certificate = managed[("Certificate", "airbyte-watch", "airbyte-watch-webhook")]["spec"]
+    assert certificate["secretName"] == CERT_SECRET[2]
+    assert certificate["issuerRef"] == {
+        "name": "airbyte-watch-webhook",
+        "kind": "Issuer",
+        "group": "cert-manager.io",
+    }
+    config = managed[WEBHOOK_CONFIG]
+    assert config["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": "airbyte-watch/airbyte-watch-webhook"
+    }
+    assert (
+        "caBundle" not in config["webhooks"][0]["clientConfig"]
+        and config["webhooks"][0]["timeoutSeconds"] == 2
+    )
+    assert (
+        "--webhook-port=10443" in container(managed[("Deployment", "airbyte-watch", "airbyte-watch")])["args"]
+    )
+    theirs = rendered(
+        {"webhook": {"certManager": {"enabled": True, "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}}}
+    )
+    assert ("Issuer", "airbyte-watch", "airbyte-watch-webhook") not in theirs
+    spec = theirs[("Certificate", "airbyte-watch", "airbyte-watch-webhook")]["spec"]
+    assert spec["issuerRef"] == {"name": "ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
 
 
 def test_the_chart_crd_is_the_crd() -> None:
@@ -224,6 +368,15 @@ def test_the_chart_alerts_are_deploy_monitoring_alerts(helm: Helm) -> None:
     assert charted["spec"] == kustomized["spec"]
 
 
+def webhook_certificate(plane: ControlPlane, namespace: str, name: str) -> dict[str, str]:
+    """The installed webhook Secret's data; its CA is the webhook configuration's caBundle."""
+    secret = yaml.safe_load(plane.kubectl("-n", namespace, "get", "secret", f"{name}-webhook-cert",
+                                          "-o", "yaml").stdout)  # fmt: skip
+    config = yaml.safe_load(plane.kubectl("get", "validatingwebhookconfiguration", name, "-o", "yaml").stdout)
+    assert config["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    return secret["data"]
+
+
 def test_install_upgrade_uninstall(control_plane: ControlPlane, helm: Helm) -> None:
     release, namespace = "aw", "helm-install"
     helm.run("install", release, str(CHART), "--namespace", namespace, "--create-namespace")
@@ -232,6 +385,7 @@ def test_install_upgrade_uninstall(control_plane: ControlPlane, helm: Helm) -> N
         deployment = control_plane.kubectl("-n", namespace, "get", "deployment", name, "-o", "yaml").stdout
         assert "--log-format=json" in container(yaml.safe_load(deployment))["args"]
         assert control_plane.kubectl("get", "clusterrole", name, check=False).returncode == 0
+        certificate = webhook_certificate(control_plane, namespace, name)
         # A bad value is refused by the schema and leaves the release as it was.
         bad = helm.run("upgrade", release, str(CHART), "-n", namespace, "--set", "logFormat=xml", check=False)
         assert bad.returncode != 0 and "logFormat" in bad.stderr
@@ -243,12 +397,15 @@ def test_install_upgrade_uninstall(control_plane: ControlPlane, helm: Helm) -> N
         assert "--log-format=plain" in args and "--namespace=helm-team-a" in args
         assert control_plane.kubectl("get", "clusterrole", name, check=False).returncode != 0
         assert control_plane.kubectl("-n", "helm-team-a", "get", "role", name, check=False).returncode == 0
+        # The upgrade kept the chart's webhook certificate (lookup), and the caBundle with it.
+        assert webhook_certificate(control_plane, namespace, name) == certificate
         history = helm.run("history", release, "-n", namespace, "-o", "yaml").stdout
         assert [h["status"] for h in yaml.safe_load(history)] == ["superseded", "deployed"]
     finally:
         helm.run("uninstall", release, "--namespace", namespace)
     assert control_plane.kubectl("-n", namespace, "get", "deployment", name, check=False).returncode != 0
     assert control_plane.kubectl("-n", "helm-team-a", "get", "role", name, check=False).returncode != 0
+    assert control_plane.kubectl("get", "validatingwebhookconfiguration", name, check=False).returncode != 0
     # Helm never deletes a CRD from crds/: the watches in the cluster survive an uninstall.
     assert control_plane.kubectl("get", "crd", "airbytejobwatches.airbyte.watch", check=False).returncode == 0
 

@@ -27,6 +27,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* The webhook's Service, and the Secret holding its serving certificate. */}}
+{{- define "airbyte-watch.webhookService" -}}
+{{- printf "%s-webhook" (include "airbyte-watch.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "airbyte-watch.webhookCertSecret" -}}
+{{- printf "%s-webhook-cert" (include "airbyte-watch.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "true" when watchNamespaces holds a pattern (glob, exclusion, list) rather than only names. */}}
+{{- define "airbyte-watch.hasGlob" -}}
+{{- range .Values.watchNamespaces }}{{ if regexMatch "[*?\\[\\]!,]" . }}true{{ end }}{{ end }}
+{{- end -}}
+
 {{/* The operator's arguments, shared by the Deployment and the StatefulSet. */}}
 {{- define "airbyte-watch.args" -}}
 - run
@@ -73,6 +87,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --retry-period={{ .retryPeriod }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if .Values.webhook.enabled }}
+- --webhook-port={{ .Values.webhook.port }}
+- --webhook-addr=0.0.0.0
+- --webhook-cert=/etc/airbyte-watch/webhook/tls.crt
+- --webhook-key=/etc/airbyte-watch/webhook/tls.key
 {{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
@@ -136,6 +156,16 @@ spec:
       ports:
         - name: metrics
           containerPort: {{ .Values.metrics.port }}
+        {{- if .Values.webhook.enabled }}
+        - name: webhook
+          containerPort: {{ .Values.webhook.port }}
+        {{- end }}
+      {{- if .Values.webhook.enabled }}
+      volumeMounts:
+        - name: webhook-cert
+          mountPath: /etc/airbyte-watch/webhook
+          readOnly: true
+      {{- end }}
       # Live while the operator's loops run; ready once every existing watch is listed (or
       # at once as a standby: /readyz says which replica leads).
       livenessProbe:
@@ -156,6 +186,13 @@ spec:
           drop: [ALL]
       resources:
         {{- toYaml .Values.resources | nindent 8 }}
+  {{- if .Values.webhook.enabled }}
+  volumes:
+    # The webhook's serving certificate (tls.crt, tls.key): the chart's own, or cert-manager's.
+    - name: webhook-cert
+      secret:
+        secretName: {{ include "airbyte-watch.webhookCertSecret" . }}
+  {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
