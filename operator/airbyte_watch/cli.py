@@ -16,14 +16,16 @@ from pathlib import Path
 
 import kopf
 
+from . import handlers
 from .airbyte.client import USER_AGENT, ClientPool
-from .kube.client import KubeClient, KubeError
+from .kube import login
+from .kube.client import KubeClient
 from .kube.leadership import Leadership, Timing
+from .kube.namespaces import list_scopes
 from .kube.sharding import Shard, ordinal_of
-from .monitoring.endpoints import build_app, serve
 from .monitoring.metrics import Metrics
 from .runtime.connections import Connections
-from .runtime.watch_stream import WatchStream
+from .runtime.service import Service
 from .runtime.watches import Options, Watches
 
 log = logging.getLogger("airbyte_watch")
@@ -140,6 +142,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=5.0,
         help="spread the first polls of existing watches over up to this many seconds (default: %(default)s)",
     )
+    webhook = run.add_argument_group("admission webhook (kopf's, served by every replica)")
+    webhook.add_argument(
+        "--webhook-port", type=int, default=None, metavar="PORT",
+        help="serve the validating webhook over HTTPS on this port (default: off)",
+    )  # fmt: skip
+    webhook.add_argument("--webhook-addr", default=None, metavar="ADDR",
+                         help="address to listen on (default: all)")  # fmt: skip
+    webhook.add_argument(
+        "--webhook-host", default=None, metavar="HOST",
+        help="host name the API server calls and the certificate names (default: kopf's guess)",
+    )  # fmt: skip
+    webhook.add_argument("--webhook-cert", default=None, metavar="FILE",
+                         help="TLS certificate (default: kopf makes a self-signed one)")  # fmt: skip
+    webhook.add_argument("--webhook-key", default=None, metavar="FILE", help="its private key")
+    webhook.add_argument(
+        "--webhook-managed", default=None, metavar="NAME",
+        help="let kopf create and update the ValidatingWebhookConfiguration NAME "
+        "(development and tests; the Helm chart brings its own)",
+    )  # fmt: skip
     election = run.add_argument_group("leader election (one acting replica per shard)")
     election.add_argument(
         "--leader-elect",
@@ -167,15 +188,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             flag, type=kind, default=default, metavar="S", help=f"{meaning} (default: %(default)s)"
         )
     return parser.parse_args(argv)
-
-
-def login() -> kopf.ConnectionInfo:
-    """In-cluster service account when running in a pod, else the standard kubeconfig."""
-    settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
-    if info is None:
-        raise SystemExit("no Kubernetes credentials: no service account and no kubeconfig")
-    return info
 
 
 def shard_of(args: argparse.Namespace) -> Shard:
@@ -213,11 +225,12 @@ def _own_namespace() -> str | None:
         return None
 
 
-async def run(args: argparse.Namespace) -> None:
+def build(args: argparse.Namespace) -> Service:
+    """Everything the handlers delegate to, made from the flags."""
     shard = shard_of(args)
     metrics = Metrics()
     metrics.request_budget.set(args.max_requests_per_second)
-    kube = KubeClient(login, instance=f"{socket.gethostname()}/shard-{shard.index}")
+    kube = KubeClient(login.login, instance=f"{socket.gethostname()}/shard-{shard.index}")
     kube.on_write = metrics.observe_write
     leadership = leadership_of(args, kube, shard, metrics) if args.leader_elect else None
     metrics.leader.set(0 if leadership else 1)
@@ -230,7 +243,6 @@ async def run(args: argparse.Namespace) -> None:
         user_agent=f"{USER_AGENT} (shard {shard})",
         before_write=leadership.check if leadership else lambda: None,
     )
-    namespaces = args.namespaces or []
     watches = Watches(
         kube=kube,
         connections=Connections(kube, allowed_urls=args.allowed_urls),
@@ -241,7 +253,7 @@ async def run(args: argparse.Namespace) -> None:
             concurrency=args.concurrency,
             shard=shard,
             delete_cancel_timeout=args.delete_cancel_timeout,
-            namespaces=list(namespaces),
+            namespaces=list(args.namespaces or []),
             resync_period=args.resync_period,
             poll_mode=args.poll_mode,
             list_interval=args.list_interval,
@@ -249,131 +261,91 @@ async def run(args: argparse.Namespace) -> None:
         ),
         metrics=metrics,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    listed = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-    keeper: asyncio.Task[None] | None = None
-    endpoints = None
+    return Service(kube, clients, watches, metrics, leadership)
+
+
+async def run(args: argparse.Namespace) -> None:
+    """kopf's operator with our two registries (handlers.py): the intake, and admission when a
+    webhook is asked for, in one set of kopf tasks that stop together."""
+    service = build(args)
     if args.metrics_port is not None:
-        app = build_app(metrics.registry, ready=lambda: listed.is_set() or standing_by(leadership),
-                        alive=lambda: not any(t.done() for t in tasks),
-                        role=lambda: role_of(leadership))  # fmt: skip
-        endpoints = await serve(app, args.metrics_host, args.metrics_port)
+        await service.serve_endpoints(args.metrics_host, args.metrics_port)
+    memo = kopf.Memo(service=service)
+    existing = asyncio.all_tasks()
+    scopes = list_scopes(service.watches.options.namespaces)
+    clusterwide = None in scopes
     try:
-        if leadership is not None:
-            # A standby waits here: it lists nothing, polls nothing and writes nothing.
-            acquiring = asyncio.create_task(leadership.acquire())
-            await first_of(acquiring, stop)
-            if not acquiring.done():
-                acquiring.cancel()
-                return
-            keeper = asyncio.create_task(leadership.keep())
-            # Lost leadership: stop at once (controller-runtime's convention: exit, restart as standby).
-            keeper.add_done_callback(lambda _: stop.set())
-            tasks.append(keeper)
-        # Both wait as long as the API server is unreachable or the CRD missing: a SIGTERM
-        # meanwhile stops the process now, not after them.
-        starting = asyncio.create_task(start_serving(kube, watches))
-        await first_of(starting, stop)
-        if not starting.done():
-            starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
-            return
-        versions = starting.result()
-        settle_gc()
-        watches.listed = True
-        listed.set()
-        stream = asyncio.create_task(WatchStream(watches).run(versions))
-        scheduler = asyncio.create_task(watches.scheduler.run())
-        maintenance = asyncio.create_task(watches.maintain())
-        tasks.extend((stream, scheduler, maintenance))
-        log.info(
-            "airbyte-watch started with %d watches (shard %s, %s)",
-            len(watches.known),
-            shard,
-            "all namespaces" if not namespaces else "namespaces " + ", ".join(namespaces),
-        )
-        await first_of(*tasks, stop)
-        for task in (stream, scheduler, maintenance):  # the keeper's end is leadership.lost
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                # A bug: exit, so that the pod restarts instead of serving half an operator.
-                log.error("%s ended unexpectedly", task.get_coro().__qualname__, exc_info=task.exception())
-                stop.set()
-                raise SystemExit(1)
+        tasks = [
+            *await kopf.spawn_tasks(
+                registry=handlers.intake,
+                settings=intake_settings(args),
+                memo=memo,
+                standalone=True,  # kopf's peering has no fence: the Lease decides who acts
+                clusterwide=clusterwide,
+                namespaces=[] if clusterwide else [s for s in scopes if s is not None],
+                stop_flag=service.stop,
+            )
+        ]
+        if args.webhook_port is not None:
+            tasks += await kopf.spawn_tasks(
+                registry=handlers.admission,
+                settings=admission_settings(args),
+                memo=memo,
+                standalone=True,
+                clusterwide=True,
+                stop_flag=service.stop,
+            )
+        # kopf's spawn_tasks took SIGINT/SIGTERM for its own flag, each operator in turn: one
+        # stop flag for both instead (also set when the Lease is lost), so that both stop and
+        # no waiter on an unset flag holds the exit.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, service.stop.set)
+        where = "namespaces " + ", ".join(args.namespaces) if args.namespaces else "all namespaces"
+        log.info("airbyte-watch starting (shard %s, %s)", service.watches.options.shard, where)
+        await kopf.run_tasks(tasks, ignored=existing)
     finally:
-        # Stop polling, then give the Lease up, so that a standby takes over at once.
-        for task in tasks:
-            if task is not keeper:
-                task.cancel()
-        await asyncio.gather(*(t for t in tasks if t is not keeper), return_exceptions=True)
-        if keeper is not None and leadership is not None:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
-            await leadership.release()
-        await watches.feeds.close()
-        await clients.close()
-        await kube.close()
-        if endpoints is not None:
-            await endpoints.cleanup()
-    if leadership is not None and leadership.lost.is_set():
+        await service.close()
+    if service.failed:
         raise SystemExit(1)
 
 
-async def first_of(*waits: asyncio.Task[None] | asyncio.Event) -> None:
-    """Return when any task ends or any event is set."""
-    waiters = [w if isinstance(w, asyncio.Task) else asyncio.create_task(w.wait()) for w in waits]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter, given in zip(waiters, waits, strict=True):
-            if waiter is not given:
-                waiter.cancel()
+def intake_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    # Least privilege: no CRD or namespace scans (the CRD is waited for at start; namespace
+    # globs are matched on a cluster-wide watch, as `list_scopes` says).
+    settings.scanning.disabled = True
+    # Our Events are named so that each lands exactly once (kube/status_writer.py); kopf's are not.
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300  # the API server ends each watch; kopf goes on from it
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    # One kopf worker per object lives this long after its last event; the handler only
+    # records, so a short life keeps 50,000 idle workers from piling up at start.
+    settings.queueing.idle_timeout = 1.0
+    settings.networking.request_timeout = 60
+    return settings
 
 
-def standing_by(leadership: Leadership | None) -> bool:
-    """A standby is ready as a standby: it serves nothing until it leads."""
-    return leadership is not None and not leadership.leading and not leadership.lost.is_set()
-
-
-def role_of(leadership: Leadership | None) -> str:
-    if leadership is None:
-        return "leader (no election)"
-    if leadership.leading:
-        return f"leader of Lease {leadership.namespace}/{leadership.name}"
-    return f"standby for Lease {leadership.namespace}/{leadership.name} (held by {leadership.holder})"
-
-
-async def start_serving(kube: KubeClient, watches: Watches) -> dict[str | None, str]:
-    await kube.wait_for_crd()
-    return await load_existing(watches)
-
-
-async def load_existing(watches: Watches) -> dict[str | None, str]:
-    """Read every existing watch before serving, so readiness means "all watches are known".
-    Returns each scope's list resourceVersion: the watch stream goes on from there."""
-    while True:
-        try:
-            return await watches.relist()
-        except KubeError as exc:  # seeing a watch twice is harmless: the list starts again
-            log.warning("Cannot list the existing watches yet (%s); retrying in 5s", exc)
-            await asyncio.sleep(5)
-
-
-def settle_gc() -> None:
-    """Python's cyclic GC rescans every live object as the heap grows: with 10,000 watches it
-    was a fifth of the CPU of a cold start (measured with gc.callbacks). The watches loaded at
-    start live on, so they leave the scans (freeze), and young objects are collected in larger
-    batches. Garbage without cycles is still freed at once, by reference counting."""
-    gc.collect()
-    gc.freeze()
+def admission_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
+    settings = intake_settings(args)
+    settings.admission.server = kopf.WebhookServer(
+        addr=args.webhook_addr,
+        port=args.webhook_port,
+        host=args.webhook_host,
+        certfile=args.webhook_cert,
+        pkeyfile=args.webhook_key,
+    )
+    if args.webhook_managed:
+        # kopf creates and keeps the ValidatingWebhookConfiguration (dev, tests, the demo);
+        # the Helm chart brings its own.
+        settings.admission.managed = args.webhook_managed
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    gc.set_threshold(20_000, 20, 20)  # see settle_gc
+    gc.set_threshold(20_000, 20, 20)  # see runtime/service.py settle_gc
     kopf.configure(
         verbose=args.verbose,
         # "plain" is kopf's full text format: time, logger, level, message.

@@ -586,8 +586,9 @@ class Harness:
         return bool(events)
 
     async def relist(self) -> None:
-        """The watch stream's recovery after 410 Gone (watch_stream.py): the events it missed
-        are lost, and a list tells what exists; what was deleted meanwhile is not there."""
+        """The operator's own full list (at start, and every --resync-period): events kopf's
+        watch missed (a 410 Gone, a broken stream) are lost, and a list tells what exists;
+        what was deleted meanwhile is not there."""
         self.kube.pending.clear()
         await self.watches.relist()
 

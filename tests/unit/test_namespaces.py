@@ -4,7 +4,6 @@ pattern syntax)."""
 
 from __future__ import annotations
 
-from airbyte_watch.cli import load_existing
 from airbyte_watch.kube.namespaces import is_pattern, list_scopes, serves
 from airbyte_watch.runtime.connections import Connections
 from airbyte_watch.runtime.watches import Options, Watches
@@ -55,7 +54,7 @@ async def test_a_negated_pattern_serves_every_other_namespace_at_start_and_in_ea
     for namespace in ("team-a", "default", "kube-system"):
         kube.create(namespace, "w", {"jobId": 7})
     watches = operator_over(kube, ["!kube-system"])
-    await load_existing(watches)
+    await watches.relist()
     assert set(watches.known) == {("team-a", "w"), ("default", "w")}
     kube.delete("default", "w")
     await watches.resync()
@@ -67,6 +66,6 @@ async def test_comma_separated_globs_are_one_pattern_not_a_namespace_name() -> N
     for namespace in ("team-a", "team-b", "team-x", "other"):
         kube.create(namespace, "w", {"jobId": 7})
     watches = operator_over(kube, ["team-*, !team-x", "other"])
-    await load_existing(watches)
+    await watches.relist()
     await watches.resync()
     assert set(watches.known) == {("team-a", "w"), ("team-b", "w"), ("other", "w")}

@@ -1,8 +1,8 @@
-"""Every Kubernetes call the operator makes: the list and watch of AirbyteJobWatches, status
-patches, Events and Secret reads.
+"""Every Kubernetes call the operator's own steps make: lists of AirbyteJobWatches, status
+patches, finalizers, Events and Secret reads. (kopf's intake watches them: handlers.py.)
 
-One aiohttp session, logged in with kopf's login (service account or kubeconfig), so a poll's
-path stays short and every write is counted.
+One aiohttp session, logged in through kube/login.py like kopf's own, so a step's path stays
+short and every write is counted and fenced.
 """
 
 from __future__ import annotations
@@ -39,19 +39,6 @@ class Page(NamedTuple):
     resource_version: str  # the list's: a watch from it misses nothing the list did not show
 
 
-class WatchEvent(NamedTuple):
-    type: str  # ADDED, MODIFIED, DELETED or BOOKMARK
-    object: dict[str, Any]
-
-
-WATCH_SERVER_TIMEOUT = 300  # seconds the API server keeps one watch open before it ends it
-# A watch that has not sent a byte for this long is dead (the API server sends a bookmark about
-# once a minute, and ends every watch at WATCH_SERVER_TIMEOUT).
-WATCH_READ_TIMEOUT = WATCH_SERVER_TIMEOUT + 30
-WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_READ_TIMEOUT)
-MAX_EVENT_BYTES = 8 * 1024 * 1024  # etcd keeps objects up to 1.5 MiB: a longer line is garbage
-
-
 class KubeClient:
     def __init__(
         self,
@@ -62,9 +49,6 @@ class KubeClient:
         self._login = login
         self._info: kopf.ConnectionInfo | None = None
         self._session: aiohttp.ClientSession | None = None
-        # Watches hold their connection for minutes: their own pool, so that neither they nor
-        # the writes wait for the other's connections (one watch per watched namespace).
-        self._streams: aiohttp.ClientSession | None = None
         self.component = component
         self.instance = instance or socket.gethostname()
         self.on_write: Callable[[str], None] = lambda kind: None  # metrics hook
@@ -72,16 +56,24 @@ class KubeClient:
         self.before_write: Callable[[], None] = lambda: None
 
     def _connect(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        if self._session is None or self._session.closed or self._expired():
+            if self._session is not None and not self._session.closed:
+                # Requests still in flight on the old credentials finish; then it closes.
+                old = self._session
+                asyncio.get_running_loop().call_later(60, lambda: asyncio.ensure_future(old.close()))
             self._info = self._login()
             self._session = self._open(limit=32, timeout=aiohttp.ClientTimeout(total=30))
         return self._session
 
-    def _connect_streams(self) -> aiohttp.ClientSession:
-        if self._streams is None or self._streams.closed:
-            self._connect()  # logs in, if the other session has not yet
-            self._streams = self._open(limit=0, timeout=WATCH_TIMEOUT)
-        return self._streams
+    def _expired(self) -> bool:
+        """The credentials' own end (an exec plugin's token, a re-read of a rotating service
+        account token, kube/login.py) has come: log in again before using them."""
+        expiration = self._info.expiration if self._info is not None else None
+        if expiration is None:
+            return False
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=datetime.UTC)
+        return datetime.datetime.now(datetime.UTC) >= expiration
 
     def _open(self, limit: int, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
         assert self._info is not None
@@ -93,9 +85,8 @@ class KubeClient:
         )
 
     async def close(self) -> None:
-        for session in (self._session, self._streams):
-            if session is not None:
-                await session.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def _request(
         self,
@@ -177,42 +168,6 @@ class KubeClient:
             token = meta.get("continue") or ""
             if not token:
                 return
-
-    async def watch_watches(self, namespace: str | None, since: str) -> AsyncIterator[WatchEvent]:
-        """The AirbyteJobWatch events after resourceVersion `since`, with bookmarks, until the API
-        server ends the watch (after WATCH_SERVER_TIMEOUT). Raises Gone when `since` is too old,
-        KubeError when the watch cannot be opened or breaks."""
-        where = f"namespaces/{namespace}/" if namespace else ""
-        query = (
-            f"?watch=true&allowWatchBookmarks=true&timeoutSeconds={WATCH_SERVER_TIMEOUT}"
-            f"&resourceVersion={since}"
-        )
-        session = self._connect_streams()
-        url = f"apis/{GROUP}/{VERSION}/{where}{PLURAL}{query}"
-        status = 0
-        try:
-            async with session.get(url) as response:
-                status = response.status
-                if status == 410:
-                    raise Gone(f"watching {PLURAL} from {since}: too old")
-                if status != 200:
-                    text = await response.text()
-                    raise KubeError(f"watching {PLURAL} answered {status}: {_msg(_json_or(text))}")
-                async for line in _lines(response.content):
-                    event = json.loads(line)
-                    kind, obj = event.get("type"), event.get("object") or {}
-                    if kind == "ERROR":
-                        if obj.get("code") == 410:
-                            raise Gone(f"watching {PLURAL}: {_msg(obj)}")
-                        raise KubeError(f"watching {PLURAL}: {_msg(obj)}")
-                    yield WatchEvent(str(kind), obj)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise KubeError(f"watching {PLURAL}: {type(exc).__name__}: {exc}") from None
-        finally:
-            if status == 401:  # a rotated token: log in again on the next call, both sessions
-                await session.close()
-                if self._session is not None:
-                    await self._session.close()
 
     # --- the calls --------------------------------------------------------------------------
 
@@ -352,25 +307,6 @@ class KubeClient:
         if status == 200 and isinstance(body, dict):
             return status, body.get("data") or {}
         return status, None
-
-
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """A watch's newline-separated JSON events, each whole however long: aiohttp's own line
-    reader raises LineTooLong above twice its read buffer (512 KiB by default), and etcd keeps
-    objects up to 1.5 MiB."""
-    buffer = bytearray()
-    async for chunk in content.iter_any():
-        buffer += chunk
-        if len(buffer) > MAX_EVENT_BYTES and buffer.find(b"\n") < 0:
-            raise ValueError(f"a watch event over {MAX_EVENT_BYTES} bytes")  # not one of ours
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            if end > start:
-                yield bytes(buffer[start:end])
-            start = end + 1
-        del buffer[:start]
-    if buffer.strip():
-        yield bytes(buffer)
 
 
 def _json_or(text: str) -> Any:

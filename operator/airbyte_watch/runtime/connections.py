@@ -171,6 +171,11 @@ class Connections:
                     changed.extend(users.intervals)
         return changed
 
+    @property
+    def allowed_urls(self) -> tuple[str, ...]:
+        """`--allowed-url`'s patterns (admission checks Secrets against them too)."""
+        return self._allowed
+
     def _check_allowed(self, name: str, config: ServerConfig) -> at.Problem | None:
         if not self._allowed:
             return None
