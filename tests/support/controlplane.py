@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "tests" / "controlplane" / "build.sh"
 CRD_FILE = ROOT / "crds" / "airbytejobwatches.airbyte.watch.yaml"
 ADMIN_TOKEN = "airbyte-watch-test-admin"  # static token of a system:masters user, test-only
+EXEC_TOKEN = "airbyte-watch-test-exec"  # another one, user "exec-user": tests/e2e/test_exec_login.py
 # Record writes to our resources and to Events, so tests can count what the operator wrote.
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -150,7 +151,9 @@ class ControlPlane:
     def start(self, timeout: float = 120.0) -> None:
         bins = binaries_dir()
         write_certs(self.folder)
-        (self.folder / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
+        (self.folder / "tokens.csv").write_text(
+            f'{ADMIN_TOKEN},admin,admin,"system:masters"\n{EXEC_TOKEN},exec-user,exec-user,"system:masters"\n'
+        )
         (self.folder / "audit-policy.yaml").write_text(AUDIT_POLICY)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
