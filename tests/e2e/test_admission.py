@@ -23,19 +23,22 @@ from typing import Any
 
 import kopf
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.support.cluster import OperatorProcess, apply, eventually, watch_manifest
-from tests.support.controlplane import ControlPlane, free_port
+from tests.support.controlplane import ROOT, ControlPlane, free_port
 
 pytestmark = pytest.mark.cluster
 
 CONFIG = "airbyte-watch-test.airbyte.watch"  # the webhook configuration kopf manages
 ALLOWED = "https://airbyte.allowed.example"
 SENTINEL = "SENTINEL-admission-5e1f"  # a credential value that must appear nowhere
+WEBHOOK_YAML = ROOT / "deploy" / "webhook" / "webhook.yaml"  # the chart's, as test_helm compares
+CONFIG_KIND = "ValidatingWebhookConfiguration"
 
 
 def kopf_cannot_make_certificates() -> str | None:
@@ -226,6 +229,45 @@ def test_an_update_is_reviewed_too(control_plane: ControlPlane, ns: str) -> None
     done = apply(control_plane, ns, edited)
     assert done.returncode != 0
     assert "key 'url' names http://169.254.169.254/latest which --allowed-url does not allow" in done.stderr
+
+
+def test_the_shipped_match_conditions_leave_alone_what_does_not_change_the_spec(
+    control_plane: ControlPlane, ns: str, webhook: Webhook
+) -> None:
+    """A label, or the operator's own finalizer patch on a deleted watch, must not be refused
+    because the Secret went bad since: the chart's (and deploy/webhook's) matchConditions send
+    the API server's question only for a create or a changed spec. Tried here on kopf's
+    configuration, which has none of its own."""
+    shipped = next(d for d in yaml.safe_load_all(WEBHOOK_YAML.read_text()) if d["kind"] == CONFIG_KIND)
+    conditions = shipped["webhooks"][0]["matchConditions"]
+    secret(control_plane, ns, "airbyte", url=f"{ALLOWED}/v1", token=SENTINEL)
+    for name in ("w", "v"):
+        manifest = watch_manifest(name, {"jobId": 1, "serverRef": {"name": "airbyte"}})
+        assert apply(control_plane, ns, manifest).returncode == 0
+    control_plane.kubectl("-n", ns, "delete", "secret", "airbyte")
+    secret(control_plane, ns, "airbyte", url="http://169.254.169.254/latest", token=SENTINEL)
+    patch = [{"op": "add", "path": "/webhooks/0/matchConditions", "value": conditions}]
+    control_plane.kubectl(
+        "patch", "validatingwebhookconfiguration", CONFIG, "--type=json", "-p", json.dumps(patch)
+    )
+    try:
+        label = control_plane.kubectl("-n", ns, "label", "ajw", "w", "team=a", check=False)
+        assert label.returncode == 0, label.stderr
+        finalizer = '{"metadata":{"finalizers":["airbyte.watch/cancel-on-delete"]}}'
+        control_plane.kubectl("-n", ns, "patch", "ajw", "w", "--type=merge", "-p", finalizer)
+        control_plane.kubectl("-n", ns, "delete", "ajw", "w", "--wait=false")
+        released = control_plane.kubectl("-n", ns, "patch", "ajw", "w", "--type=merge", "-p",
+                                         '{"metadata":{"finalizers":null}}', check=False)  # fmt: skip
+        assert released.returncode == 0, released.stderr
+        assert eventually(lambda: not exists(control_plane, ns, "w"), timeout=10)
+        # A changed spec is still asked about, and refused.
+        edited = watch_manifest("v", {"jobId": 1, "serverRef": {"name": "airbyte"}, "pollInterval": "1m"})
+        done = apply(control_plane, ns, edited)
+        assert done.returncode != 0 and "--allowed-url does not allow" in done.stderr, done.stderr
+    finally:
+        undo = [{"op": "remove", "path": "/webhooks/0/matchConditions"}]
+        control_plane.kubectl("patch", "validatingwebhookconfiguration", CONFIG, "--type=json", "-p",
+                              json.dumps(undo), check=False)  # fmt: skip
 
 
 def test_with_the_webhook_down_apply_still_works(

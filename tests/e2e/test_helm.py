@@ -285,6 +285,8 @@ def test_the_webhook_every_replica_serves(helm: Helm) -> None:
          "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
     ]  # fmt: skip
     assert "namespaceSelector" not in hook, "all namespaces are watched"
+    # Only a create or a changed spec is asked about (test_admission tries the expression).
+    assert [c["name"] for c in hook["matchConditions"]] == ["new-or-changed-spec"]
     service_ref = hook["clientConfig"]["service"]
     assert service_ref == {"name": "airbyte-watch-webhook", "namespace": "airbyte-watch", "port": 443,
                            "path": service_ref["path"]}  # fmt: skip
