@@ -354,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.verbose:
         # aiohttp's access and client internals are noise at INFO.
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
+        # kopf says "Handler 'take_in' succeeded." at INFO for every watch event: 50,000
+        # lines at each start. Its warnings and errors about objects still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         asyncio.run(run(args))
