@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import kopf
 
@@ -274,6 +275,10 @@ async def run(args: argparse.Namespace) -> None:
     existing = asyncio.all_tasks()
     scopes = list_scopes(service.watches.options.namespaces)
     clusterwide = None in scopes
+    # kopf names itself from getpass.getuser() unless told: a pod's uid without a passwd entry
+    # (the image's 65532) made that raise, and the pod crash-looped. Peering is off, so the
+    # name is only a label in kopf's logs.
+    identity: Any = os.environ.get("POD_NAME") or socket.gethostname()  # kopf's Identity is a str
     try:
         tasks = [
             *await kopf.spawn_tasks(
@@ -281,6 +286,7 @@ async def run(args: argparse.Namespace) -> None:
                 settings=intake_settings(args),
                 memo=memo,
                 standalone=True,  # kopf's peering has no fence: the Lease decides who acts
+                identity=identity,
                 clusterwide=clusterwide,
                 namespaces=[] if clusterwide else [s for s in scopes if s is not None],
                 stop_flag=service.stop,
@@ -292,6 +298,7 @@ async def run(args: argparse.Namespace) -> None:
                 settings=admission_settings(args),
                 memo=memo,
                 standalone=True,
+                identity=identity,
                 clusterwide=True,
                 stop_flag=service.stop,
             )
