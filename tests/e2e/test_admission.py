@@ -9,8 +9,6 @@ chart brings its own configuration and certificate, tests/e2e/test_helm.py).
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import secrets
 import socket
@@ -21,16 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import kopf
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.support.cluster import OperatorProcess, apply, eventually, watch_manifest
 from tests.support.controlplane import ROOT, ControlPlane, free_port
+from tests.support.webhook import kopf_cannot_make_certificates, self_signed
 
 pytestmark = pytest.mark.cluster
 
@@ -39,43 +33,6 @@ ALLOWED = "https://airbyte.allowed.example"
 SENTINEL = "SENTINEL-admission-5e1f"  # a credential value that must appear nowhere
 WEBHOOK_YAML = ROOT / "deploy" / "webhook" / "webhook.yaml"  # the chart's, as test_helm compares
 CONFIG_KIND = "ValidatingWebhookConfiguration"
-
-
-def kopf_cannot_make_certificates() -> str | None:
-    """None when kopf's own self-signed certificate works here (kopf[dev]); else why not.
-
-    kopf[dev] makes it with oscrypto, whose last release (1.3.0) cannot read the version of
-    OpenSSL 3.0.10 and later ("Error detecting the version of libcrypto", wbond/oscrypto#78; kopf's
-    own CI installs an unreleased commit). Where it fails, the test makes an equivalent one: a
-    self-signed certificate for localhost, which kopf then serves and puts in the caBundle."""
-    try:
-        kopf.WebhookServer.build_certificate(["localhost"])
-    except Exception as exc:  # ImportError without kopf[dev], LibraryNotFoundError from oscrypto
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def self_signed(folder: Path) -> list[str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    (folder / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "tls.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return [f"--webhook-cert={folder / 'tls.crt'}", f"--webhook-key={folder / 'tls.key'}"]
 
 
 @dataclass

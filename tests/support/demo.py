@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 from tests.support.cluster import OperatorProcess
-from tests.support.controlplane import ROOT, ControlPlane, running
+from tests.support.controlplane import ROOT, ControlPlane, free_port, running
 from tests.support.fake_airbyte import DEMO_JOBS, FakeAirbyte, RunningFake
+from tests.support.webhook import certificate_args
 
 EXAMPLES = ROOT / "deploy" / "examples"
 NAMESPACE = "airbyte-demo"
 EXPECTED = {"nightly-sync": "Succeeded", "orders-sync": "Failed", "customers-sync": "Cancelled"}
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-secret-not-real"
+WEBHOOK = "airbyte-watch-demo.airbyte.watch"  # the ValidatingWebhookConfiguration kopf manages
 
 
 def main() -> int:
@@ -38,12 +40,19 @@ def main() -> int:
             f"--from-literal=url={fake.url}", f"--from-literal=clientId={CLIENT_ID}",
             f"--from-literal=clientSecret={CLIENT_SECRET}",
         )  # fmt: skip
+        folder = Path(tempfile.mkdtemp(prefix="ajw-demo-"))
+        port = free_port()
+        # The operator first, with kopf's admission webhook, so that the examples meet it.
+        args = ["--namespace", NAMESPACE, "--poll-mode=list", f"--allowed-url={fake.url}",
+                "--webhook-port", str(port), "--webhook-host", "localhost",
+                "--webhook-managed", WEBHOOK, *certificate_args(folder)]  # fmt: skip
+        operator = OperatorProcess(plane, folder / "operator.log", args)
+        operator.start()
+        wait_for_webhook(plane, port)
         watches = sorted(EXAMPLES.glob("watch-*.yaml"))
         for path in watches:
             print(plane.kubectl("-n", NAMESPACE, "apply", "-f", str(path)).stdout.strip(), flush=True)
-        log = Path(tempfile.mkdtemp(prefix="ajw-demo-")) / "operator.log"
-        operator = OperatorProcess(plane, log, ["--namespace", NAMESPACE, "--poll-mode=list"])
-        operator.start()
+        show_refusal(plane)
         try:
             settled = show_until_settled(plane)
         finally:
@@ -57,6 +66,36 @@ def main() -> int:
             return 1
         print("Every watch reached the outcome of its Airbyte job.")
         return 0
+
+
+def wait_for_webhook(plane: ControlPlane, port: int, timeout: float = 60.0) -> None:
+    """Until kopf has pointed its ValidatingWebhookConfiguration at this operator's port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = plane.kubectl("get", "validatingwebhookconfiguration", WEBHOOK, "-o", "json", check=False)
+        if done.returncode == 0 and f"localhost:{port}/" in done.stdout:
+            return
+        time.sleep(0.5)
+    raise SystemExit("the operator's admission webhook was not configured in time")
+
+
+def show_refusal(plane: ControlPlane) -> None:
+    """A watch whose Secret names an Airbyte the operator may not call: `kubectl apply` says no."""
+    plane.kubectl(
+        "-n", NAMESPACE, "create", "secret", "generic", "airbyte-elsewhere",
+        "--from-literal=url=https://airbyte.elsewhere.example/api/public/v1",
+        "--from-literal=clientId=x", "--from-literal=clientSecret=y",
+    )  # fmt: skip
+    manifest = json.dumps({
+        "apiVersion": "airbyte.watch/v1alpha1", "kind": "AirbyteJobWatch",
+        "metadata": {"name": "elsewhere-sync", "namespace": NAMESPACE},
+        "spec": {"jobId": 1, "serverRef": {"name": "airbyte-elsewhere"}},
+    })  # fmt: skip
+    done = plane.kubectl("apply", "-f", "-", input=manifest, check=False)
+    print("\n$ kubectl apply (a watch whose Secret names another Airbyte)", flush=True)
+    print(done.stderr.strip(), flush=True)
+    if done.returncode == 0:
+        raise SystemExit("the admission webhook let a watch through that --allowed-url refuses")
 
 
 def show_until_settled(plane: ControlPlane, timeout: float = 120.0) -> dict[str, str]:
