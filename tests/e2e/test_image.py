@@ -10,7 +10,6 @@ cannot build or run images, the test is skipped with what refused.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import subprocess
@@ -57,12 +56,15 @@ def image() -> tuple[str, list[str]]:
 
 
 def _kubeconfig(plane: ControlPlane, path: Path) -> Path:
-    """The control plane's kubeconfig, self-contained (the CA inline), readable by user 65532."""
-    ca = (plane.folder / "ca.crt").read_bytes()
+    """The control plane's kubeconfig, readable by user 65532, naming the CA by its path in the
+    container (mounted beside it). With the CA inline the official client (kopf's
+    login_via_client) writes it to a temporary file, and the chart's read-only root has none; a
+    pod logs in with its service account and never needs one."""
+    ca = path.parent / "ca.crt"
+    ca.write_bytes((plane.folder / "ca.crt").read_bytes())
+    ca.chmod(0o644)
     config = yaml.safe_load(plane.kubeconfig.read_text())
-    cluster = config["clusters"][0]["cluster"]
-    del cluster["certificate-authority"]
-    cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
+    config["clusters"][0]["cluster"]["certificate-authority"] = "/etc/airbyte-watch/ca.crt"
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o644)
     return path
@@ -113,6 +115,7 @@ def test_the_image_runs_as_the_chart_runs_it(
         "--user=65532:65532", "--read-only", "--read-only-tmpfs=false", "--cap-drop=ALL",
         "--security-opt=no-new-privileges",
         f"--volume={kubeconfig}:/etc/airbyte-watch/kubeconfig:ro",
+        f"--volume={kubeconfig.parent / 'ca.crt'}:/etc/airbyte-watch/ca.crt:ro",
         "--env=KUBECONFIG=/etc/airbyte-watch/kubeconfig",
         f"--env=POD_NAMESPACE={namespace}", "--env=POD_NAME=airbyte-watch-0",
         name,
