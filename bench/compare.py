@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.report import fmt, requests_per_interval
+from bench.report import finish_requests, fmt, requests_per_interval
 
 Figure = Callable[[dict[str, Any], dict[str, Any], float], str]  # (entry, mode figures, interval)
 
@@ -26,6 +26,11 @@ def per_interval(e: dict[str, Any], m: dict[str, Any], i: float) -> str:
     return fmt(requests_per_interval(e, m, i), digits=0)
 
 
+def ended(e: dict[str, Any], m: dict[str, Any], i: float) -> str:
+    made, allowed = finish_requests(e, m, i)
+    return f"{made:,} ({allowed:,.0f})"
+
+
 ROWS: list[tuple[str, Figure]] = [
     ("peak RSS, MiB", lambda e, m, i: fmt(m["operator"]["peak_rss_mib"])),
     ("all-in CPU, operator (floor), s", cpu),
@@ -34,6 +39,8 @@ ROWS: list[tuple[str, Figure]] = [
     ("cold start, ratio to the floor", lambda e, m, i: f"{m['ratios']['cold_start']:.2f} ×"),
     ("detection p99, s", lambda e, m, i: fmt(m["operator"]["detection_p99_s"], digits=2)),
     ("Airbyte requests per interval, all jobs running", per_interval),
+    ("Airbyte requests while the N jobs end (allowed)", ended),
+    ("Kubernetes writes per watch", lambda e, m, i: fmt(m["operator"]["k8s_writes_per_watch"], digits=2)),
 ]
 
 
@@ -62,6 +69,15 @@ def render(before: dict[str, Any], after: dict[str, Any], names: tuple[str, str]
     return "\n".join(out)
 
 
+def _in_results(path: Path) -> str:
+    """The file's path inside bench/results (a baseline may sit in a folder of its own)."""
+    results = Path(__file__).resolve().parent / "results"
+    try:
+        return path.resolve().relative_to(results).as_posix()
+    except ValueError:
+        return path.name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before", type=Path)
@@ -73,7 +89,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     base = args.link_base.rstrip("/")
-    names = (f"{base}/{args.before.name}", f"{base}/{args.after.name}")
+    names = (f"{base}/{_in_results(args.before)}", f"{base}/{_in_results(args.after)}")
     print(render(json.loads(args.before.read_text()), json.loads(args.after.read_text()), names), end="")
 
 
