@@ -21,6 +21,7 @@ from . import handlers
 from .airbyte.client import USER_AGENT, ClientPool
 from .kube import login
 from .kube.client import KubeClient
+from .kube.kopf_settings import admission_settings, intake_settings
 from .kube.leadership import Leadership, Timing
 from .kube.namespaces import list_scopes
 from .kube.sharding import Shard, ordinal_of
@@ -315,39 +316,6 @@ async def run(args: argparse.Namespace) -> None:
         await service.close()
     if service.failed:
         raise SystemExit(1)
-
-
-def intake_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
-    settings = kopf.OperatorSettings()
-    # Least privilege: no CRD or namespace scans (the CRD is waited for at start; namespace
-    # globs are matched on a cluster-wide watch, as `list_scopes` says).
-    settings.scanning.disabled = True
-    # Our Events are named so that each lands exactly once (kube/status_writer.py); kopf's are not.
-    settings.posting.enabled = False
-    settings.watching.server_timeout = 300  # the API server ends each watch; kopf goes on from it
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
-    # One kopf worker per object lives this long after its last event; the handler only
-    # records, so a short life keeps 50,000 idle workers from piling up at start.
-    settings.queueing.idle_timeout = 1.0
-    settings.networking.request_timeout = 60
-    return settings
-
-
-def admission_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
-    settings = intake_settings(args)
-    settings.admission.server = kopf.WebhookServer(
-        addr=args.webhook_addr,
-        port=args.webhook_port,
-        host=args.webhook_host,
-        certfile=args.webhook_cert,
-        pkeyfile=args.webhook_key,
-    )
-    if args.webhook_managed:
-        # kopf creates and keeps the ValidatingWebhookConfiguration (dev, tests, the demo);
-        # the Helm chart brings its own.
-        settings.admission.managed = args.webhook_managed
-    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
