@@ -16,7 +16,7 @@ import yaml
 from airbyte_watch import cli
 from airbyte_watch.core import names
 
-from bench import report
+from bench import compare, report
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -190,4 +190,26 @@ def test_performance_page_is_rendered_from_the_newest_results() -> None:
     expected = report.render(json.loads(newest.read_text()), f"{LINK_BASE}/{newest.name}")
     assert rendered == expected, f"re-render docs/performance.md with: {command}"
     outside = text.replace(rendered, "")
+    for block in COMPARED.finditer(text):  # bench.compare's tables, checked below
+        outside = outside.replace(block["table"], "")
     assert not re.search(r"\d[\d,.]*\s*(MiB|KiB|×|requests/s)", outside), "figures outside the rendered block"
+
+
+COMPARED = re.compile(
+    r"<!-- python -m bench\.compare (?P<before>\S+) (?P<after>\S+) --link-base \.\./bench/results -->\n"
+    r"<!-- BEGIN bench\.compare -->\n(?P<table>.*?)<!-- END bench\.compare -->\n",
+    re.S,
+)
+
+
+def test_the_before_and_after_tables_are_rendered_from_the_files_they_name() -> None:
+    """A before/after block of docs/performance.md (kopf's intake, issue 20) is bench.compare's
+    output for the two results files its comment names, never typed."""
+    text = (DOCS / "performance.md").read_text()
+    blocks = list(COMPARED.finditer(text))
+    assert blocks, "docs/performance.md has no bench.compare block"
+    for block in blocks:
+        before, after = ROOT / block["before"], ROOT / block["after"]
+        names = tuple(f"{LINK_BASE}/{p.relative_to(RESULTS).as_posix()}" for p in (before, after))
+        expected = compare.render(json.loads(before.read_text()), json.loads(after.read_text()), names)
+        assert block["table"] == expected, f"re-render with: python -m bench.compare {before} {after}"
