@@ -63,17 +63,13 @@ OVERLAP = 3.0
 # 100 intervals, at most 1% of watches created together re-read in any one interval.
 SAFETY_INTERVALS = (100, 200)
 MIN_CADENCE = 1.0  # seconds between two walks of one server, at least
-# After a walk that told at least NEWS_JOBS watched jobs they moved, the next walk starts
-# NEWS_CADENCE after it began (at once if it took longer), not a list interval later: jobs end
-# in bursts (a schedule's syncs, thousands of watches at scale), and a whole interval's wait,
-# then its writes queued at once, made the slowest detections. Bounded three ways:
-# - a page of news: each quick walk (a request at least) follows 100 changes, which list mode
-#   pays one request per 100 for anyway; a few jobs ending now and then (or none) keep one walk
-#   per list interval, and so the requests of a small server while its jobs end.
-# - a gap, not a count of quick walks: Airbyte's times are whole seconds, so a sooner walk reads
-#   the same seconds again; a count would put the interval's wait back into a burst that lasts.
-# - the budget: walks take at most WALK_BUDGET_SHARE of it after news too.
-NEWS_JOBS = 100
+# After a walk that told a watch its job moved, the next walk starts this long after it began
+# (at once if it took longer), not a list interval later: jobs end in bursts (a schedule's
+# syncs), and a whole interval's wait after news, then its writes queued at once, made the
+# slowest detections. The bound is this gap, not a count of quick walks: Airbyte's times are
+# whole seconds, so a sooner walk would read the same seconds again, and a count would put the
+# interval's wait back into a burst that lasts. News needs a watched job to move, so a server
+# whose jobs only run keeps one walk per list interval; and the budget bound holds after news.
 NEWS_CADENCE = MIN_CADENCE
 LIST_INTERVAL = 5.0  # seconds between two walks of one server, unless a watch asks for less
 # The walks of one server take at most this share of its request budget (--max-requests-per-
@@ -127,8 +123,8 @@ class Feed:
         self.list_interval = list_interval
         self.budget = budget  # requests per second this server may get, if bounded
         self._last_pages = 1  # requests the last walk took
-        self._news = False  # the last walk told NEWS_JOBS watched jobs they moved: next one soon
-        self._moved = 0  # watched jobs that moved, so far in the walk under way
+        self._news = False  # the last walk told a watch its job moved: the next comes soon
+        self._moved = 0  # watches told so far by the walk under way
         self.on_page = on_page
         self.host = host
         self.monotonic = monotonic
@@ -262,9 +258,9 @@ class Feed:
 
     def cadence(self) -> float:
         """Seconds from the last walk's start to the next: `list_interval`, or the shortest
-        pollInterval if that is shorter; NEWS_CADENCE after a walk that brought a page of news;
-        never so often that the walks take more than their share of the budget. pollInterval
-        stays what it was: the longest a watch may go without news of its job."""
+        pollInterval if that is shorter; NEWS_CADENCE after a walk that brought news; never so
+        often that the walks take more than their share of the budget. pollInterval stays what
+        it was: the longest a watch may go without news of its job."""
         budgeted = self._last_pages / (self.budget * WALK_BUDGET_SHARE) if self.budget else 0.0
         return max(NEWS_CADENCE, budgeted) if self._news else max(self._steady(), budgeted)
 
@@ -368,7 +364,7 @@ class Feed:
                 start, offset, tied = last, 0, None  # keyset: on from the last row's time
             else:
                 offset += LIST_PAGE  # rows that do not say when they changed: on by offset
-        self._last_pages, self._news = pages, self._moved >= NEWS_JOBS
+        self._last_pages, self._news = pages, self._moved > 0
         recovered = self.problem is not None
         self.problem, self._failures = None, 0
         # Airbyte's clock when it answered the first page: every later change carries a later
@@ -413,7 +409,6 @@ class Feed:
         """Tell the watches whose job moved, oldest change first; the newest `updated` read."""
         newest = float("-inf")
         moved: dict[Hashable, None] = {}  # ordered: as listed
-        jobs = 0
         for job in page:
             if job.updated is not None:
                 newest = max(newest, job.updated)
@@ -421,9 +416,8 @@ class Feed:
             if known is not None and job != known.job:
                 known.job = job
                 moved.update(dict.fromkeys(known.watchers))
-                jobs += 1
         if moved:
-            self._moved += jobs
+            self._moved += len(moved)
             self.notify(moved)
         return newest
 
@@ -481,7 +475,7 @@ class Feed:
                 known.read_at = self.monotonic()
                 if answer != known.job:
                     known.job = answer
-                    self._moved += 1
+                    self._moved += len(known.watchers)
                     self.notify(list(known.watchers))
         return len(ids)
 
