@@ -12,7 +12,6 @@ import socket
 import sys
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import kopf
@@ -31,7 +30,6 @@ from .runtime.service import Service
 from .runtime.watches import Options, Watches
 
 log = logging.getLogger("airbyte_watch")
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def _at_least_one_second(text: str) -> float:
@@ -222,7 +220,7 @@ def leadership_of(args: argparse.Namespace, kube: KubeClient, shard: Shard, metr
 
 def _own_namespace() -> str | None:
     try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+        return (login.SERVICE_ACCOUNT / "namespace").read_text().strip() or None
     except OSError:
         return None
 
