@@ -273,3 +273,10 @@ def test_config_api_lists_by_config_type_with_paging(fake: RunningFake) -> None:
         json={"configTypes": ["sync"], "orderByField": "createdAt", "orderByMethod": "ASC"},
     ).json()
     assert [j["job"]["id"] for j in synced["jobs"]] == [300, 302]
+
+
+def test_the_walks_split_a_tied_second_by_every_status_the_public_list_takes() -> None:
+    """A status the walks' split left out would be a share of a tied second never read."""
+    from airbyte_watch.airbyte import model as at
+
+    assert sorted(at.LISTED_STATUSES) == sorted(STATUSES)

@@ -327,6 +327,20 @@ class MemoryAirbyte:
         )  # fmt: skip
         return self._page(found, offset)
 
+    async def jobs_of_status_in_seconds(self, status: str, updated: float, created: float, offset: int = 0
+                                        ) -> at.Page | at.Problem:  # fmt: skip
+        """GET /jobs?status&updatedAtStart&updatedAtEnd=+1s&createdAtStart&createdAtEnd=+1s."""
+        refused = await self._listing()
+        if refused is not None:
+            return refused
+        found = self._ordered(
+            [j for j in self.jobs.values() if j.status == status and j.updated
+             and updated <= j.updated.timestamp() <= updated + 1
+             and created <= j.created.timestamp() <= created + 1],
+            lambda j: j.created,
+        )  # fmt: skip
+        return self._page(found, offset)
+
     async def _listing(self) -> at.Problem | None:
         """What every list request meets first: the list gate, the list faults, the rest."""
         self.lists += 1
@@ -483,6 +497,14 @@ class MemoryClient:
             self.airbyte.lists += 1
             return refused
         return self._echo(await self.airbyte.jobs_updated_in_second(second, created_since, offset))
+
+    async def jobs_of_status_in_seconds(self, status: str, updated: float, created: float, offset: int = 0
+                                        ) -> at.Page | at.Problem:  # fmt: skip
+        refused = self.login.refuses(self.config)
+        if refused is not None:
+            self.airbyte.lists += 1
+            return refused
+        return self._echo(await self.airbyte.jobs_of_status_in_seconds(status, updated, created, offset))
 
     async def cancel_job(self, job_id: int) -> str | at.Problem:
         return self.login.refuses(self.config) or self._echo(await self.airbyte.cancel_job(job_id))

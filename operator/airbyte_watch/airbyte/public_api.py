@@ -75,6 +75,22 @@ class PublicApiClient(AirbyteApi):
             jobs if isinstance(jobs, at.Problem) else at.Page(jobs, server_time[0] if server_time else None)
         )
 
+    async def jobs_of_status_in_seconds(
+        self, status: str, updated: float, created: float, offset: int = 0
+    ) -> at.Page | at.Problem:
+        """One page of the jobs of one status updated within the second `updated` and created
+        within the second `created` (each range inclusive at both ends): `GET /jobs?status=
+        &updatedAtStart=&updatedAtEnd=&createdAtStart=&createdAtEnd=&orderBy=createdAt|ASC`.
+        What is left when neither time tells rows apart."""
+        query = {"status": status, "updatedAtStart": _iso(updated), "updatedAtEnd": _iso(updated + 1),
+                 "createdAtStart": _iso(created), "createdAtEnd": _iso(created + 1),
+                 "orderBy": "createdAt|ASC", "limit": str(LIST_LIMIT), "offset": str(offset)}  # fmt: skip
+        server_time: list[float] = []
+        jobs = await self._list(query, server_time)
+        return (
+            jobs if isinstance(jobs, at.Problem) else at.Page(jobs, server_time[0] if server_time else None)
+        )
+
     async def _list(
         self, query: dict[str, str], server_time: list[float] | None = None
     ) -> list[at.Job] | at.Problem:
