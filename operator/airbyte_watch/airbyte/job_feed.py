@@ -20,7 +20,7 @@ JobsController.listJobs and the job persistence behind it; tests/support/AIRBYTE
   repeated id shows it, and then that second is read on its own, ordered by creation time
   (`updatedAtStart`/`updatedAtEnd` one second apart, `orderBy=createdAt|ASC`, keyset on the
   creation second). Rows equal in both times are read one status at a time (the `status`
-  filter: six pages, each whole unless a page's worth shares one status too); only what that
+  filter: seven pages, each whole unless a page's worth shares one status too); only what that
   leaves unread costs a GET each, of the watched jobs created in that second that may still
   move. Without ties this costs what offset paging cost; with them, about one request more
   per 100 tied rows.
@@ -450,7 +450,7 @@ class Feed:
         """The rows updated within `second` and created within `created`, equal in both stored
         times: one status at a time, by offset (a repeated id shows a status too crowded for
         that). The requests it took, or None when one failed. A job that ended with others in
-        one transaction, created with them in another (a batch, or the benchmark), costs six
+        one transaction, created with them in another (a batch, or the benchmark), costs seven
         pages here, not a GET for every watched job created in that second."""
         pages, read, crowded = 0, set(), False
         for status in at.LISTED_STATUSES:

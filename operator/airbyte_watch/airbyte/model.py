@@ -11,7 +11,7 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 ENDED = frozenset({SUCCEEDED, FAILED, CANCELLED})  # a job in one of these never changes again
 # The public API's JobStatusEnum: what its job list's `status` filter takes, one at a time.
-LISTED_STATUSES = ("pending", "running", "incomplete", "failed", "succeeded", "cancelled")
+LISTED_STATUSES = ("pending", "queued", "running", "incomplete", "failed", "succeeded", "cancelled")
 
 # How Airbyte reads a job's type back: a job started as `clear` (public API) or
 # `reset_connection` (config API) runs as a reset and reads back as `reset`.
