@@ -3,6 +3,7 @@ server does): a status change is never missed, whatever the pages, timestamps an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -11,7 +12,16 @@ from collections.abc import AsyncIterator, Hashable, Iterable
 import pytest
 from airbyte_watch.airbyte import model as at
 from airbyte_watch.airbyte.client import AirbyteClient
-from airbyte_watch.airbyte.job_feed import DOWN_AFTER, LIST_PAGE, OVERLAP, PAGE_ATTEMPTS, Feed
+from airbyte_watch.airbyte.job_feed import (
+    DOWN_AFTER,
+    LIST_PAGE,
+    NEWS_CADENCE,
+    NEWS_JOBS,
+    OVERLAP,
+    PAGE_ATTEMPTS,
+    WALK_BUDGET_SHARE,
+    Feed,
+)
 from airbyte_watch.airbyte.server_config import parse_server_config
 from airbyte_watch.airbyte.transport import AirbyteApi
 
@@ -158,6 +168,101 @@ def test_the_walks_take_at_most_half_of_the_servers_request_budget() -> None:
     assert feed.cadence() == 5.0
     feed._last_pages = 20  # a walk of 20 pages: at 2 requests/s, walks only every 20 s
     assert feed.cadence() == 20.0
+
+
+async def test_a_walk_that_brought_a_page_of_news_is_followed_by_the_next_within_a_second(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    """Jobs end in bursts: after a walk that told a page's worth of watches their job moved, the
+    next walk comes one second after it began (not a list interval later), so a job that ends
+    right after is learnt of within about a second. A walk with less news puts the cadence back."""
+    t0 = time.time() - 600
+    ids = range(1, NEWS_JOBS + 2)
+    running(fake_airbyte, ids, t0)
+    told = Told()
+    feed = Feed(client, "fake", time.monotonic, told, list_interval=30.0)
+    await watched(feed, fake_airbyte, ids)
+    for i, job_id in enumerate(ids[:NEWS_JOBS]):
+        move(fake_airbyte.fake.jobs[job_id], "succeeded", time.time() + i / 1000)
+    await feed.walk()
+    assert len(told.watchers) == NEWS_JOBS and feed.cadence() == NEWS_CADENCE
+    last = ids[-1]
+    move(fake_airbyte.fake.jobs[last], "failed", time.time())  # right after that walk
+    walks, walk = [], feed.walk
+
+    async def counted() -> None:
+        walks.append(time.monotonic())
+        await walk()
+
+    feed.walk = counted  # type: ignore[method-assign]
+    ended = time.monotonic()
+    feed.start()
+    try:
+        async with asyncio.timeout(10):
+            while f"w{last}" not in told.watchers:
+                await asyncio.sleep(0.02)
+        learnt = time.monotonic() - ended
+        assert learnt <= NEWS_CADENCE + 1.5 < feed.list_interval
+        async with asyncio.timeout(10):
+            while feed.walking_since is not None:
+                await asyncio.sleep(0.02)
+        # That walk told one watch: the list interval again.
+        assert feed.cadence() == 30.0
+        await asyncio.sleep(NEWS_CADENCE + 0.5)
+        assert len(walks) == 1  # the quick walk, and none after it
+        assert len(told.watchers) == NEWS_JOBS + 1
+    finally:
+        await feed.stop()
+
+
+async def test_walks_brought_on_by_news_keep_within_half_of_the_request_budget(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    """Jobs that move in their hundreds before every walk: each walk comes as soon as the budget
+    allows after the last, sooner than the list interval, and walks never take more than their
+    share of it."""
+    t0 = time.time() - 600
+    ids = range(1, 301)
+    running(fake_airbyte, ids, t0)
+    clock = Clock()
+    budget = 1.5  # the walks may take 0.75 requests/s
+    feed = Feed(client, "fake", clock, Told(), list_interval=5.0, budget=budget)
+    await watched(feed, fake_airbyte, ids)
+    start, before, gaps = clock.now, lists(fake_airbyte), []
+    for walk in range(12):
+        many = (NEWS_JOBS, 180, 300)[walk % 3]  # walks of one page up to several
+        for i, job_id in enumerate(ids[:many]):
+            move(fake_airbyte.fake.jobs[job_id], ("succeeded", "running")[walk % 2], time.time() + i / 1000)
+        walked = lists(fake_airbyte)
+        await feed.walk()
+        pages = lists(fake_airbyte) - walked
+        gap = feed.cadence()
+        assert gap == max(NEWS_CADENCE, pages / (budget * WALK_BUDGET_SHARE))  # news: no list interval
+        gaps.append(gap)
+        clock.now += gap
+    assert min(gaps) < 5.0 < max(gaps)  # sooner than the list interval, unless the budget forbids
+    rate = (lists(fake_airbyte) - before) / (clock.now - start)
+    assert rate <= budget * WALK_BUDGET_SHARE + 1e-9  # (the clock's sum of gaps rounds)
+
+
+async def test_walks_with_less_than_a_page_of_news_keep_the_list_interval(
+    fake_airbyte: RunningFake, client: AirbyteApi
+) -> None:
+    """A few watched jobs end now and then, other jobs of the server move: one walk per list
+    interval, as while nothing moves (a quick walk must be paid for by a page of changes)."""
+    t0 = time.time() - 600
+    running(fake_airbyte, range(1, 400), t0)
+    clock, told = Clock(), Told()
+    feed = Feed(client, "fake", clock, told, list_interval=5.0)
+    await watched(feed, fake_airbyte, range(1, 11))
+    for walk in range(5):
+        move(fake_airbyte.fake.jobs[1 + walk], "succeeded", time.time())  # watched
+        for i, job_id in enumerate(range(100 + 50 * walk, 150 + 50 * walk)):
+            move(fake_airbyte.fake.jobs[job_id], "succeeded", time.time() + i / 1000)  # not watched
+        await feed.walk()
+        assert feed.cadence() == 5.0
+        clock.now += 5.0
+    assert told.watchers == [f"w{j}" for j in range(1, 6)]
 
 
 async def test_more_equal_timestamps_than_a_page_are_all_seen(

@@ -65,6 +65,18 @@ OVERLAP = 3.0
 # 100 intervals, at most 1% of watches created together re-read in any one interval.
 SAFETY_INTERVALS = (100, 200)
 MIN_CADENCE = 1.0  # seconds between two walks of one server, at least
+# After a walk that told at least NEWS_JOBS watched jobs they moved, the next walk starts
+# NEWS_CADENCE after it began (at once if it took longer), not a list interval later: jobs end
+# in bursts (a schedule's syncs, thousands of watches at scale), and a whole interval's wait,
+# then its writes queued at once, made the slowest detections. Bounded three ways:
+# - a page of news: each quick walk (a request at least) follows 100 changes, which list mode
+#   pays one request per 100 for anyway; a few jobs ending now and then (or none) keep one walk
+#   per list interval, and so the requests of a small server while its jobs end.
+# - a gap, not a count of quick walks: Airbyte's times are whole seconds, so a sooner walk reads
+#   the same seconds again; a count would put the interval's wait back into a burst that lasts.
+# - the budget: walks take at most WALK_BUDGET_SHARE of it after news too.
+NEWS_JOBS = 100
+NEWS_CADENCE = MIN_CADENCE
 LIST_INTERVAL = 5.0  # seconds between two walks of one server, unless a watch asks for less
 # The walks of one server take at most this share of its request budget (--max-requests-per-
 # second): the rest is left to the per-job reads, starts and cancels.
@@ -120,6 +132,8 @@ class Feed:
         self.list_interval = list_interval
         self.budget = budget  # requests per second this server may get, if bounded
         self._last_pages = 1  # requests the last walk took
+        self._news = False  # the last walk told NEWS_JOBS watched jobs they moved: next one soon
+        self._moved = 0  # watched jobs that moved, so far in the walk under way
         self.on_page = on_page
         self.host = host
         self.monotonic = monotonic
@@ -252,19 +266,24 @@ class Feed:
     # --- the walks ------------------------------------------------------------------------------------
 
     def cadence(self) -> float:
-        """Seconds between two walks: `list_interval`, or the shortest pollInterval if that is
-        shorter, never so often that the walks take more than their share of the budget.
-        pollInterval stays what it was: the longest a watch may go without news of its job."""
+        """Seconds from the last walk's start to the next: `list_interval`, or the shortest
+        pollInterval if that is shorter; NEWS_CADENCE after a walk that brought a page of news;
+        never so often that the walks take more than their share of the budget. pollInterval
+        stays what it was: the longest a watch may go without news of its job."""
+        budgeted = self._last_pages / (self.budget * WALK_BUDGET_SHARE) if self.budget else 0.0
+        return max(NEWS_CADENCE, budgeted) if self._news else max(self._steady(), budgeted)
+
+    def _steady(self) -> float:
+        """The cadence while nothing moves, before the budget."""
         # A count per distinct interval, not a scan of the jobs: this runs on every wake, and
         # 10,000 jobs found at start would make that quadratic.
         wanted = min(self.list_interval, min(self._intervals, default=self.list_interval))
-        budgeted = self._last_pages / (self.budget * WALK_BUDGET_SHARE) if self.budget else 0.0
-        return max(MIN_CADENCE, wanted, budgeted)
+        return max(MIN_CADENCE, wanted)
 
     def retry_delay(self) -> float:
         """After `_failures` failed walks in a row: 1 s, 2 s, 4 s, ... up to 16 cadences."""
         backoff = RETRY_BASE * 2 ** min(self._failures - 1, 16)
-        return min(backoff, self.cadence() * MAX_BACKOFF_CADENCES)
+        return min(backoff, self._steady() * MAX_BACKOFF_CADENCES)
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -277,8 +296,8 @@ class Feed:
                 await self._task
 
     async def _run(self) -> None:
-        """Walk once per cadence (backing off after failures); a job with a shorter interval
-        wakes it to plan again."""
+        """Walk once per cadence (sooner after news, backing off after failures); a job with a
+        shorter interval wakes it to plan again."""
         last = self.monotonic()
         while self.fallback is None:
             due = last + (self.cadence() if not self._failures else self.retry_delay())
@@ -304,6 +323,7 @@ class Feed:
         writes does not push the oldest news past its interval."""
         assert self.watermark is not None
         started = self.walking_since = self.monotonic()
+        self._moved = 0
         try:
             await self._pages(started)
         finally:
@@ -353,7 +373,7 @@ class Feed:
                 start, offset, tied = last, 0, None  # keyset: on from the last row's time
             else:
                 offset += LIST_PAGE  # rows that do not say when they changed: on by offset
-        self._last_pages = pages
+        self._last_pages, self._news = pages, self._moved >= NEWS_JOBS
         recovered = self.problem is not None
         self.problem, self._failures = None, 0
         # Airbyte's clock when it answered the first page: every later change carries a later
@@ -398,6 +418,7 @@ class Feed:
         """Tell the watches whose job moved, oldest change first; the newest `updated` read."""
         newest = float("-inf")
         moved: dict[Hashable, None] = {}  # ordered: as listed
+        jobs = 0
         for job in page:
             if job.updated is not None:
                 newest = max(newest, job.updated)
@@ -405,7 +426,9 @@ class Feed:
             if known is not None and job != known.job:
                 known.job = job
                 moved.update(dict.fromkeys(known.watchers))
+                jobs += 1
         if moved:
+            self._moved += jobs
             self.notify(moved)
         return newest
 
@@ -500,6 +523,7 @@ class Feed:
                 known.read_at = self.monotonic()
                 if answer != known.job:
                     known.job = answer
+                    self._moved += 1
                     self.notify(list(known.watchers))
         return len(ids)
 
@@ -510,6 +534,7 @@ class Feed:
             self.on_fallback(self.host)
             self.notify([w for k in self.jobs.values() for w in k.watchers])
             return
+        self._news = False  # a failed walk is retried after its backoff
         self._failures, self.failed_at = self._failures + 1, self.monotonic()
         if problem.kind != at.AUTH_FAILED and self._failures < DOWN_AFTER:
             return  # retried soon; the watches keep their place
