@@ -14,7 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cluster import OperatorProcess, eventually
-from tests.support.controlplane import ROOT, ControlPlane, free_port
+from tests.support.controlplane import ROOT, ControlPlane, build_lock, free_port
 from tests.support.helm import CHART, Helm
 
 pytestmark = pytest.mark.cluster
@@ -35,7 +35,8 @@ SUFFIXES = {
 
 
 def promql(*args: str, stdin: str) -> Any:
-    binary = subprocess.run(["bash", str(PROMQL_BUILD)], check=True, stdout=subprocess.PIPE, text=True)
+    with build_lock():
+        binary = subprocess.run(["bash", str(PROMQL_BUILD)], check=True, stdout=subprocess.PIPE, text=True)
     done = subprocess.run([binary.stdout.strip().splitlines()[-1], *args], input=stdin,
                           capture_output=True, text=True, check=True)  # fmt: skip
     return json.loads(done.stdout)

@@ -8,13 +8,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.controlplane import ROOT
+from tests.support.controlplane import ROOT, build_lock
 
 
 @functools.cache
 def binary() -> str:
-    done = subprocess.run(["bash", str(ROOT / "tests" / "consumers" / "build.sh")], check=True,
-                          stdout=subprocess.PIPE, text=True)  # fmt: skip
+    with build_lock():
+        done = subprocess.run(["bash", str(ROOT / "tests" / "consumers" / "build.sh")], check=True,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
     path = done.stdout.strip().splitlines()[-1]
     assert Path(path).exists()
     return path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import fcntl
 import ipaddress
 import json
 import os
@@ -54,9 +55,21 @@ rules:
 """
 
 
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One Go build script at a time on this machine's cache: pytest-xdist's workers each call
+    them, and two first builds into one cache folder would write the same files."""
+    cache = Path(os.environ.get("AIRBYTE_WATCH_CACHE") or ROOT / ".cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def binaries_dir() -> Path:
     """The folder holding kube-apiserver and etcd: KUBEBUILDER_ASSETS, or our cached build."""
-    done = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    with build_lock():
+        done = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
     return Path(done.stdout.strip().splitlines()[-1])
 
 

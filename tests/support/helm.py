@@ -10,14 +10,15 @@ from typing import Any
 
 import yaml
 
-from tests.support.controlplane import ROOT, ControlPlane
+from tests.support.controlplane import ROOT, ControlPlane, build_lock
 
 BUILD_SCRIPT = ROOT / "tests" / "helm" / "build.sh"
 CHART = ROOT / "deploy" / "helm" / "airbyte-watch"
 
 
 def helm_path() -> str:
-    done = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    with build_lock():
+        done = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
     return done.stdout.strip().splitlines()[-1]
 
 
