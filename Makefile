@@ -36,12 +36,12 @@ unit: $(VENV)/.installed
 
 chaos: $(VENV)/.installed controlplane
 	CHAOS_WATCHES=$${CHAOS_WATCHES:-300} CHAOS_JOB_SECONDS=$${CHAOS_JOB_SECONDS:-40} \
-		$(PY) -m pytest -s -m chaos tests/e2e/test_chaos.py
+		$(PY) -m pytest -n 0 -s -m chaos tests/e2e/test_chaos.py
 
 # The lifecycle model (tests/unit/test_lifecycle_model.py) with many more examples than CI runs.
 fuzz: $(VENV)/.installed
 	LIFECYCLE_EXAMPLES=$${LIFECYCLE_EXAMPLES:-10000} LIFECYCLE_REPORT=1 \
-		$(PY) -m pytest -s -p no:cacheprovider tests/unit/test_lifecycle_model.py
+		$(PY) -m pytest -n 0 -s -p no:cacheprovider tests/unit/test_lifecycle_model.py
 
 # The scale benchmark (bench/run.py): both poll modes and the floor; N=50,000 takes the longest.
 # `make bench N="1000 10000"` for fewer; then `python -m bench.report bench/results/<file>.json`.

@@ -27,7 +27,9 @@ from tests.support.cluster import apply, condition, eventually, get, wait_for, w
 from tests.support.controlplane import ADMIN_TOKEN, ROOT, ControlPlane, free_port
 from tests.support.fake_airbyte import RunningFake, Step
 
-pytestmark = pytest.mark.cluster
+# On one pytest-xdist worker with the other (test_image, test_real_node): both run tests/image/build.sh, and
+# two builds at once would tag, save and prune the same podman images.
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("image")]
 
 BUILD = ROOT / "tests" / "image" / "build.sh"
 SKIP = 77  # build.sh: this machine cannot build or run images

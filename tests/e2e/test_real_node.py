@@ -25,7 +25,9 @@ from tests.support.controlplane import ROOT
 from tests.support.fake_airbyte import FakeAirbyte, RunningFake, Step
 from tests.support.helm import CHART, Helm
 
-pytestmark = pytest.mark.cluster
+# On one pytest-xdist worker with the other (test_image, test_real_node): both run tests/image/build.sh, and
+# two builds at once would tag, save and prune the same podman images.
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("image")]
 
 IMAGE_BUILD = ROOT / "tests" / "image" / "build.sh"
 RELEASE, NAMESPACE, TEAM = "aw", "aw-node", "team-node"
