@@ -24,19 +24,18 @@ import yaml
 
 from tests.conftest import CLIENT_SECRET, create_default_secret
 from tests.support.cluster import apply, condition, eventually, get, wait_for, watch_manifest
-from tests.support.controlplane import ADMIN_TOKEN, ROOT, ControlPlane, free_port
+from tests.support.controlplane import ADMIN_TOKEN, ROOT, ControlPlane, build_lock, free_port
 from tests.support.fake_airbyte import RunningFake, Step
 
-# On one pytest-xdist worker with the other (test_image, test_real_node): both run tests/image/build.sh, and
-# two builds at once would tag, save and prune the same podman images.
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("image")]
+pytestmark = pytest.mark.cluster
 
 BUILD = ROOT / "tests" / "image" / "build.sh"
 SKIP = 77  # build.sh: this machine cannot build or run images
 
 
 def _build(*args: str) -> list[str]:
-    done = subprocess.run(["bash", str(BUILD), *args], capture_output=True, text=True, timeout=1200)
+    with build_lock():  # test_real_node builds it too, maybe at once on another pytest-xdist worker
+        done = subprocess.run(["bash", str(BUILD), *args], capture_output=True, text=True, timeout=1200)
     if done.returncode == SKIP:
         refused = [line for line in done.stderr.splitlines() if line.startswith("SKIP: ")]
         pytest.skip(refused[-1].removeprefix("SKIP: ") if refused else done.stderr.strip())

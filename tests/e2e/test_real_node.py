@@ -21,13 +21,11 @@ import pytest
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, create_default_secret
 from tests.support import node
 from tests.support.cluster import apply, eventually, reasons, wait_for, watch_manifest
-from tests.support.controlplane import ROOT
+from tests.support.controlplane import ROOT, build_lock
 from tests.support.fake_airbyte import FakeAirbyte, RunningFake, Step
 from tests.support.helm import CHART, Helm
 
-# On one pytest-xdist worker with the other (test_image, test_real_node): both run tests/image/build.sh, and
-# two builds at once would tag, save and prune the same podman images.
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("image")]
+pytestmark = pytest.mark.cluster
 
 IMAGE_BUILD = ROOT / "tests" / "image" / "build.sh"
 RELEASE, NAMESPACE, TEAM = "aw", "aw-node", "team-node"
@@ -35,7 +33,8 @@ SELECTOR = f"app.kubernetes.io/instance={RELEASE}"
 
 
 def _image() -> str:
-    done = subprocess.run(["bash", str(IMAGE_BUILD)], capture_output=True, text=True, timeout=1200)
+    with build_lock():  # test_image builds it too, maybe at once on another pytest-xdist worker
+        done = subprocess.run(["bash", str(IMAGE_BUILD)], capture_output=True, text=True, timeout=1200)
     if done.returncode == node.SKIP:
         refused = [line for line in done.stderr.splitlines() if line.startswith("SKIP: ")]
         pytest.skip(refused[-1].removeprefix("SKIP: ") if refused else done.stderr.strip())

@@ -45,6 +45,7 @@ from tests.support.controlplane import (
     ROOT,
     ControlPlane,
     binaries_dir,
+    build_lock,
     write_certs,
 )
 
@@ -72,7 +73,8 @@ def run(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.Compl
 
 def build() -> Path:
     """tests/node/build.sh's folder (kubelet, kube-controller-manager, kube-scheduler, pause.tar)."""
-    done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=1800)
+    with build_lock():
+        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=1800)
     if done.returncode == SKIP:
         refused = [line for line in done.stderr.splitlines() if line.startswith("SKIP: ")]
         raise Refused(refused[-1].removeprefix("SKIP: ") if refused else done.stderr.strip())
