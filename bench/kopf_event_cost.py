@@ -130,8 +130,12 @@ def make_body(i: int, resource_version: int, round_: int) -> dict[str, Any]:
             "conditions": conditions,
         }  # fmt: skip
     spec = {"jobId": job, "serverRef": {"name": "airbyte"}, "pollInterval": "5s", "timeout": "2h"}
-    applied = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "spec": spec,
-               "metadata": {"annotations": {}, "name": f"watch-{i:05d}", "namespace": f"bench-{i % 10}"}}
+    applied = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "spec": spec,
+        "metadata": {"annotations": {}, "name": f"watch-{i:05d}", "namespace": f"bench-{i % 10}"},
+    }
     managed: list[dict[str, Any]] = [
         {"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": f"{GROUP}/{VERSION}",
          "time": created, "fieldsType": "FieldsV1",
