@@ -99,6 +99,12 @@ def takeover(b: Replica, since: float) -> float:
     return time.monotonic() - since
 
 
+def _running_then_succeeded(plane: ControlPlane, ns: str, name: str) -> bool:
+    said = reasons(plane, ns, name)
+    assert said == ["JobRunning", "JobSucceeded"], f"{name}: Events {said}"
+    return True
+
+
 def assert_one_job_and_one_final_event_each(
     plane: ControlPlane, fake: RunningFake, ns: str, names: list[str]
 ) -> None:
@@ -108,7 +114,7 @@ def assert_one_job_and_one_final_event_each(
         connection = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ns}/{name}"))
         started = [j for j in fake.fake.jobs.values() if j.connection_id == connection]
         assert len(started) == 1, f"{name}: {len(started)} POST /jobs"
-        assert eventually(lambda n=name: reasons(plane, ns, n) == ["JobRunning", "JobSucceeded"]), name
+        eventually(lambda n=name: _running_then_succeeded(plane, ns, n))
     posts = sum(1 for r in fake.fake.requests if r.method == "POST" and r.path.endswith("/jobs"))
     assert posts == len(names)
 
