@@ -72,3 +72,24 @@ async def test_an_object_the_table_cannot_take_is_logged_and_skipped_not_a_crash
     await take_in(h, "ADDED", body(NS, "next", "11"))
     assert {(NS, "odd"), (NS, "next")} <= set(h.watches.known)
     assert "could not take in its MODIFIED" in caplog.text
+
+
+async def test_once_kopf_has_listed_every_watch_known_at_start_the_hook_runs_once() -> None:
+    """After our first list, kopf lists again and makes its memory of each watch; the service
+    settles the GC once that is in (a freeze before it leaves kopf's memories in the scans)."""
+    h = Harness()
+    h.airbyte.add_job(1, "running")
+    for name in ("a", "b"):
+        await take_in(h, None, body(NS, name, "1"))  # our own first list
+    ran: list[int] = []
+    h.watches.on_listing_taken_in = lambda: ran.append(1)
+    h.watches.expect_listing()
+    await take_in(h, None, body(NS, "new", "1"))  # created since our list: not one it counts
+    await take_in(h, None, body(NS, "a", "1"))
+    assert ran == []
+    await take_in(h, "MODIFIED", body(NS, "a", "2"))  # an event is not the listing
+    assert ran == []
+    await take_in(h, None, body(NS, "b", "1"))
+    assert ran == [1]
+    await take_in(h, None, body(NS, "a", "3"))  # a later list: once only
+    assert ran == [1]

@@ -55,6 +55,11 @@ class Service:
         await self._list_until_done()
         settle_gc()
         self.watches.listed = True
+        # kopf's listing then makes a memory per watch (several objects each, which the
+        # collector's full scans would walk again and again at 50,000 watches): those leave
+        # the scans too, once it is in.
+        self.watches.on_listing_taken_in = settle_gc
+        self.watches.expect_listing()
         self.listed.set()
         self._spawn(self.watches.scheduler.run())
         self._spawn(self.watches.maintain())

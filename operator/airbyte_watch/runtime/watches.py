@@ -110,6 +110,10 @@ class Watches:
             budget=options.walk_budget,
         )
         self.listed = False  # the first list is in (readiness)
+        # kopf's own first listing comes after ours: how many of the watches known then it has
+        # yet to bring again, and what runs once it has (Service: settle the GC once more).
+        self._unlisted: int | None = None
+        self.on_listing_taken_in: Callable[[], None] = lambda: None
         self._resync_at = monotonic() + options.resync_period
 
     @property
@@ -125,11 +129,32 @@ class Watches:
         if not self.serves(body):
             return
         try:
-            self._changed(*self.table.apply(event_type, body))
+            change, watch = self.table.apply(event_type, body)
+            if (
+                event_type is None
+                and self._unlisted is not None
+                and watch is not None
+                and change is not Change.NEW
+            ):
+                self._count_listed()
+            self._changed(change, watch)
         except Exception:  # a bug or an object the schema let through: not a crash loop
             meta = body.get("metadata") or {}
             log.exception("%s/%s: could not take in its %s", meta.get("namespace"), meta.get("name"),
                           event_type or "listing")  # fmt: skip
+
+    def expect_listing(self) -> None:
+        """Our first list is in; kopf's own listing follows, bringing each watch again and
+        making kopf's memory of it. Once it has brought as many as are known now,
+        `on_listing_taken_in` runs, once (a watch deleted meanwhile: the next list counts)."""
+        self._unlisted = len(self.table.known) or None
+
+    def _count_listed(self) -> None:
+        assert self._unlisted is not None
+        self._unlisted -= 1
+        if self._unlisted <= 0:
+            self._unlisted = None
+            self.on_listing_taken_in()
 
     def _changed(self, change: Change, watch: Watch | None) -> None:
         """What a change Kubernetes told (by an event or a full list) asks of the scheduler."""
