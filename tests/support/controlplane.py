@@ -11,8 +11,10 @@ import contextlib
 import datetime
 import fcntl
 import ipaddress
+import itertools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -73,10 +75,34 @@ def binaries_dir() -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
+def _port_block() -> range:
+    """Ports this process hands out: below the kernel's ephemeral range (which outgoing
+    connections and port 0 take from), a block of its own per pytest-xdist worker. A port
+    from port 0 could be handed to the other worker, or taken as a connection's source port,
+    while kube-apiserver is down for a restart on it (test_resilience saw that: "address
+    already in use")."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if index == 0:  # not a worker: a block by process id, clear of the workers' blocks
+        return range(10_000 + (os.getpid() % 4) * 2_000, 12_000 + (os.getpid() % 4) * 2_000)
+    return range(18_000 + index * 2_000, 20_000 + index * 2_000)
+
+
+_next_port = itertools.count(random.randrange(2_000))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, from this process's own block."""
+    block = _port_block()
+    for _ in range(len(block)):
+        port = block[next(_next_port) % len(block)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or lingering from an earlier run
+            return port
+    raise RuntimeError(f"no free port in {block}")
 
 
 def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
