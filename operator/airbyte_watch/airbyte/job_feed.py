@@ -476,7 +476,7 @@ class Feed:
         one transaction, created with them in another (a batch, or the benchmark), costs seven
         pages here, not a GET for every watched job created in that second."""
         pages, read, crowded = 0, set(), False
-        for status in at.LISTED_STATUSES:
+        for status in at.STATUSES:
             offset, ids = 0, set()
             while True:
                 if pages >= budget:

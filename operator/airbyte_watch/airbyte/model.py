@@ -10,8 +10,8 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 ENDED = frozenset({SUCCEEDED, FAILED, CANCELLED})  # a job in one of these never changes again
-# The public API's JobStatusEnum: what its job list's `status` filter takes, one at a time.
-LISTED_STATUSES = ("pending", "queued", "running", "incomplete", "failed", "succeeded", "cancelled")
+# All seven, in a fixed order: what the public job list's `status` filter takes, one at a time.
+STATUSES = tuple(sorted(WAITING | ENDED))
 
 # How Airbyte reads a job's type back: a job started as `clear` (public API) or
 # `reset_connection` (config API) runs as a reset and reads back as `reset`.

@@ -53,11 +53,7 @@ class PublicApiClient(AirbyteApi):
         means these credentials may not list."""
         query = {"updatedAtStart": _iso(start), "orderBy": "updatedAt|ASC", "limit": str(LIST_LIMIT),
                  "offset": str(offset)}  # fmt: skip
-        server_time: list[float] = []
-        jobs = await self._list(query, server_time)
-        return (
-            jobs if isinstance(jobs, at.Problem) else at.Page(jobs, server_time[0] if server_time else None)
-        )
+        return await self._walk_page(query)
 
     async def jobs_updated_in_second(
         self, second: float, created_since: float, offset: int = 0
@@ -69,11 +65,7 @@ class PublicApiClient(AirbyteApi):
         query = {"updatedAtStart": _iso(second), "updatedAtEnd": _iso(second + 1),
                  "createdAtStart": _iso(created_since), "orderBy": "createdAt|ASC",
                  "limit": str(LIST_LIMIT), "offset": str(offset)}  # fmt: skip
-        server_time: list[float] = []
-        jobs = await self._list(query, server_time)
-        return (
-            jobs if isinstance(jobs, at.Problem) else at.Page(jobs, server_time[0] if server_time else None)
-        )
+        return await self._walk_page(query)
 
     async def jobs_of_status_in_seconds(
         self, status: str, updated: float, created: float, offset: int = 0
@@ -85,6 +77,10 @@ class PublicApiClient(AirbyteApi):
         query = {"status": status, "updatedAtStart": _iso(updated), "updatedAtEnd": _iso(updated + 1),
                  "createdAtStart": _iso(created), "createdAtEnd": _iso(created + 1),
                  "orderBy": "createdAt|ASC", "limit": str(LIST_LIMIT), "offset": str(offset)}  # fmt: skip
+        return await self._walk_page(query)
+
+    async def _walk_page(self, query: dict[str, str]) -> at.Page | at.Problem:
+        """One page of a list walk, with Airbyte's clock when it answered (its Date header)."""
         server_time: list[float] = []
         jobs = await self._list(query, server_time)
         return (
